@@ -1,0 +1,1 @@
+"""Data layer: sources, the Parquet raw store, validation and preprocessing."""
