@@ -1,0 +1,66 @@
+# cryptoai front door. `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# The main job's offline default: two years of synthetic BTC/USDT hourly candles.
+SOURCE ?= synthetic
+SYMBOL ?= BTC/USDT
+TIMEFRAME ?= 1h
+START ?= 2023-01-01
+END ?= 2025-01-01
+
+.PHONY: help setup run test lint format mlflow-ui lab bench clean
+
+help:
+	@echo "make run        set up and run the main job offline (fetch synthetic data, validate)"
+	@echo "make test       set up, lint and run the test suite"
+	@echo "make lint       ruff check + format check"
+	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 over the local mlflow.db"
+	@echo "make lab        JupyterLab on the notebooks"
+	@echo "make bench      speed benchmarks against peer libraries (writes docs/performance.md)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when the pins or the package metadata change, so repeated runs are fast.
+$(STAMP): requirements.txt constraints.txt pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(VENV)/bin/cryptoai fetch --source $(SOURCE) --symbol $(SYMBOL) --timeframe $(TIMEFRAME) \
+		--start $(START) --end $(END) --no-progress
+	$(VENV)/bin/cryptoai validate --symbol $(SYMBOL) --timeframe $(TIMEFRAME) \
+		--report docs/data_quality.md --eda-dir docs/eda
+	$(VENV)/bin/cryptoai coverage
+
+test: setup lint
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db \
+		--default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,130 @@
+"""Data commands: ``fetch`` candles into the store, ``validate`` them, list ``coverage``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = Path("data/raw")
+
+
+def fetch(
+    source: str = typer.Option("synthetic", help="synthetic | binance | ccxt | coingecko | csv"),
+    exchange: str = typer.Option(None, help="ccxt exchange id for --source ccxt (kraken, okx...)"),
+    symbol: list[str] = typer.Option(["BTC/USDT"], help="BTC/USDT or BTCUSDT; repeatable"),
+    timeframe: str = typer.Option("1h", help="1m, 5m, 15m, 1h, 4h, 1d ..."),
+    start: str = typer.Option(None, help="first bar, inclusive (UTC), e.g. 2023-01-01"),
+    end: str = typer.Option(None, help="end, exclusive (UTC); default: now"),
+    out: Path = typer.Option(DEFAULT_ROOT, help="store root"),
+    api_url: str = typer.Option(None, help="replace the exchange's REST base URL (testnet, mirror)"),
+    path: Path = typer.Option(None, help="file to import with --source csv"),
+    seed: int = typer.Option(42, help="seed of the synthetic source"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Fetch candles into the raw store; re-running fetches only what is missing."""
+    from cryptoai.data.fetch import fetch_to_store
+    from cryptoai.data.sources import make_source
+    from cryptoai.data.store import RawStore
+    from cryptoai.data.timeframes import parse_range, timeframe_to_timedelta
+    from cryptoai.errors import BadInputError
+
+    timeframe_to_timedelta(timeframe)  # reject a bad timeframe before any network call
+    if source == "csv" and path is not None and start is None:
+        start, end = _file_range(path, timeframe, end)
+    if start is None:
+        raise BadInputError("--start is required: the first bar to fetch, e.g. --start 2023-01-01")
+    first, stop = parse_range(start, end)
+    src = make_source(source, exchange=exchange, api_url=api_url, path=path, timeframe=timeframe, seed=seed)
+    store = RawStore(out)
+    try:
+        for sym in symbol:
+            report = fetch_to_store(src, store, sym, timeframe, first, stop, progress=progress)
+            typer.echo(_describe(report))
+    finally:
+        src.close()
+
+
+def _file_range(path: Path, timeframe: str, end: str | None) -> tuple[str, str]:
+    """A CSV import without --start takes the whole file."""
+    from cryptoai.data.sources.csv_source import read_ohlcv_file
+    from cryptoai.data.timeframes import timeframe_to_timedelta
+
+    index = read_ohlcv_file(path).index
+    return str(index[0]), end or str(index[-1] + timeframe_to_timedelta(timeframe))
+
+
+def _describe(report: object) -> str:
+    fields = getattr(report, "__dict__", {})
+    key = fields.get("key") or fields.get("series")
+    written = fields.get("bars_written", "?")
+    present = fields.get("already_present", "?")
+    return f"{key}: {written} bars written, {present} already present"
+
+
+def validate(
+    root: Path = typer.Option(DEFAULT_ROOT, help="store root"),
+    exchange: str = typer.Option(None, help="only this exchange"),
+    symbol: str = typer.Option(None, help="only this symbol"),
+    timeframe: str = typer.Option(None, help="only this timeframe"),
+    report: Path = typer.Option(None, help="write a data quality report here, e.g. docs/data_quality.md"),
+    eda_dir: Path = typer.Option(Path("docs/eda"), help="where the report's plots go"),
+) -> None:
+    """Verify checksums and the OHLCV contract of every stored series; print a quality summary."""
+    from cryptoai.data.quality import quality_report, quality_summary
+    from cryptoai.data.store import RawStore
+    from cryptoai.data.symbols import canonical
+    from cryptoai.data.validate import validate_ohlcv
+    from cryptoai.errors import BadInputError, DataValidationError
+
+    store = RawStore(root)
+    keys = [
+        k
+        for k in store.series()
+        if (exchange is None or k.exchange == exchange)
+        and (symbol is None or canonical(k.symbol) == canonical(symbol))
+        and (timeframe is None or k.timeframe == timeframe)
+    ]
+    if not keys:
+        raise BadInputError(
+            f"no stored series under {root} match: fetch some first, e.g. "
+            "cryptoai fetch --source synthetic --symbol BTC/USDT --timeframe 1h --start 2023-01-01"
+        )
+    problems = store.verify()
+    series = {}
+    broken = []
+    for k in keys:
+        name = f"{k.exchange}/{canonical(k.symbol)}/{k.timeframe}"
+        frame = store.load(k.exchange, k.symbol, k.timeframe)
+        series[name] = (frame, k.timeframe)
+        result = validate_ohlcv(frame, k.timeframe)
+        if not result.ok:
+            broken.append(f"{name}: {result.summary()}")
+    typer.echo(quality_summary(series))
+    if report is not None:
+        quality_report(series, report, eda_dir)
+        typer.echo(f"data quality report written to {report}")
+    for p in problems:
+        typer.echo(f"checksum: {p}", err=True)
+    if problems or broken:
+        raise DataValidationError(
+            f"{len(problems)} file problem(s) and {len(broken)} series breaking the OHLCV contract"
+            f"{': ' + broken[0] if broken else ''}; re-fetch the affected range to repair it"
+        )
+
+
+def coverage(root: Path = typer.Option(DEFAULT_ROOT, help="store root")) -> None:
+    """List per exchange/symbol/timeframe: first and last bar, bars, missing bars and gaps."""
+    from cryptoai.data.coverage import coverage as store_coverage
+    from cryptoai.data.coverage import format_coverage
+
+    typer.echo(format_coverage(store_coverage(root)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(fetch)
+    app.command()(validate)
+    app.command()(coverage)
