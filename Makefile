@@ -25,9 +25,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Re-installs only when the pins or the package metadata change, so repeated runs are fast.
-$(STAMP): requirements.txt constraints.txt pyproject.toml | $(PY)
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
 	touch $(STAMP)

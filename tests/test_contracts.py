@@ -10,7 +10,8 @@ from cryptoai.errors import BadInputError, ConfigError
 
 
 @pytest.mark.parametrize(
-    ("tf", "minutes"), [("1m", 1), ("5m", 5), ("15m", 15), ("1h", 60), ("4h", 240), ("1d", 1440), ("1w", 10080)]
+    ("tf", "minutes"),
+    [("1m", 1), ("5m", 5), ("15m", 15), ("1h", 60), ("4h", 240), ("1d", 1440), ("1w", 10080)],
 )
 def test_timeframe_lengths(tf, minutes):
     assert timeframes.timeframe_to_timedelta(tf) == pd.Timedelta(minutes=minutes)
@@ -32,7 +33,9 @@ def test_range_is_utc_and_half_open():
     assert len(grid) == 22 and grid[0] == s and grid[-1] == e - pd.Timedelta(hours=1)
 
 
-@pytest.mark.parametrize(("start", "end"), [("2024-01-02", "2024-01-01"), ("2024-01-01", "2024-01-01")])
+@pytest.mark.parametrize(
+    ("start", "end"), [("2024-01-02", "2024-01-01"), ("2024-01-01", "2024-01-01")]
+)
 def test_empty_or_reversed_range_rejected(start, end):
     with pytest.raises(BadInputError, match="empty date range"):
         timeframes.parse_range(start, end)
@@ -45,7 +48,9 @@ def test_unreadable_date_rejected():
 
 def test_bar_grid_aligns_to_timeframe():
     grid = timeframes.bar_grid(
-        pd.Timestamp("2024-01-01 00:07", tz="UTC"), pd.Timestamp("2024-01-01 01:00", tz="UTC"), "15m"
+        pd.Timestamp("2024-01-01 00:07", tz="UTC"),
+        pd.Timestamp("2024-01-01 01:00", tz="UTC"),
+        "15m",
     )
     assert [t.minute for t in grid] == [15, 30, 45]
 
@@ -92,3 +97,14 @@ def test_config_errors_name_file_field_and_reason(tmp_path):
         read_yaml(broken)
     with pytest.raises(ConfigError, match="not found"):
         read_yaml(tmp_path / "missing.yaml")
+
+
+def test_weekly_bars_open_on_monday():
+    grid = timeframes.bar_grid(
+        pd.Timestamp("2024-01-03", tz="UTC"), pd.Timestamp("2024-02-01", tz="UTC"), "1w"
+    )
+    assert list(grid.dayofweek) == [0, 0, 0, 0] and grid[0] == pd.Timestamp("2024-01-08", tz="UTC")
+    assert timeframes.floor_to_bar(pd.Timestamp("2024-01-10 13:00", tz="UTC"), "1w") == grid[0]
+    assert timeframes.floor_to_bar(
+        pd.Timestamp("2024-01-10 13:59", tz="UTC"), "1h"
+    ) == pd.Timestamp("2024-01-10 13:00", tz="UTC")

@@ -28,7 +28,9 @@ def read_yaml(path: str | Path) -> dict:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of fields at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{p}: expected a mapping of fields at the top level, got {type(data).__name__}"
+        )
     return data
 
 

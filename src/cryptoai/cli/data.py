@@ -20,9 +20,17 @@ def fetch(
     start: str = typer.Option(None, help="first bar, inclusive (UTC), e.g. 2023-01-01"),
     end: str = typer.Option(None, help="end, exclusive (UTC); default: now"),
     out: Path = typer.Option(DEFAULT_ROOT, help="store root"),
-    api_url: str = typer.Option(None, help="replace the exchange's REST base URL (testnet, mirror)"),
+    api_url: str = typer.Option(
+        None, help="replace the exchange's REST base URL (testnet, mirror)"
+    ),
     path: Path = typer.Option(None, help="file to import with --source csv"),
     seed: int = typer.Option(42, help="seed of the synthetic source"),
+    retries: int = typer.Option(
+        None, help="retries per request on network errors, 429 and 5xx (default 5)"
+    ),
+    retry_delay: float = typer.Option(
+        None, help="first backoff delay in seconds, doubled per retry (default 1)"
+    ),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Fetch candles into the raw store; re-running fetches only what is missing."""
@@ -38,7 +46,16 @@ def fetch(
     if start is None:
         raise BadInputError("--start is required: the first bar to fetch, e.g. --start 2023-01-01")
     first, stop = parse_range(start, end)
-    src = make_source(source, exchange=exchange, api_url=api_url, path=path, timeframe=timeframe, seed=seed)
+    src = make_source(
+        source,
+        exchange=exchange,
+        api_url=api_url,
+        path=path,
+        timeframe=timeframe,
+        seed=seed,
+        retries=retries,
+        retry_delay_s=retry_delay,
+    )
     store = RawStore(out)
     try:
         for sym in symbol:
@@ -70,7 +87,9 @@ def validate(
     exchange: str = typer.Option(None, help="only this exchange"),
     symbol: str = typer.Option(None, help="only this symbol"),
     timeframe: str = typer.Option(None, help="only this timeframe"),
-    report: Path = typer.Option(None, help="write a data quality report here, e.g. docs/data_quality.md"),
+    report: Path = typer.Option(
+        None, help="write a data quality report here, e.g. docs/data_quality.md"
+    ),
     eda_dir: Path = typer.Option(Path("docs/eda"), help="where the report's plots go"),
 ) -> None:
     """Verify checksums and the OHLCV contract of every stored series; print a quality summary."""

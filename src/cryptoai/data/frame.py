@@ -21,7 +21,9 @@ def empty_ohlcv(extra: tuple[str, ...] = ()) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols}, index=idx)
 
 
-def from_epoch_ms(rows: list[list[float]] | list[tuple], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+def from_epoch_ms(
+    rows: list[list[float]] | list[tuple], extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Build a frame from ``[ts_ms, open, high, low, close, volume, *extra]`` rows."""
     cols = ["ts", *OHLCV_COLUMNS, *extra]
     if not rows:
@@ -41,7 +43,9 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     if not isinstance(out.index, pd.DatetimeIndex):
         out.index = pd.DatetimeIndex(out.index)
-    out.index = out.index.tz_localize("UTC") if out.index.tz is None else out.index.tz_convert("UTC")
+    out.index = (
+        out.index.tz_localize("UTC") if out.index.tz is None else out.index.tz_convert("UTC")
+    )
     out.index = out.index.as_unit("ns")
     out.index.name = INDEX_NAME
     out = out[~out.index.duplicated(keep="last")].sort_index()

@@ -48,7 +48,9 @@ def _read_file(path: Path) -> pd.DataFrame:
     return read_ohlcv_file(path)
 
 
-def _read_store(ref: str, start: str | None, end: str | None, store_root: str | Path) -> pd.DataFrame:
+def _read_store(
+    ref: str, start: str | None, end: str | None, store_root: str | Path
+) -> pd.DataFrame:
     from cryptoai.data.store import RawStore
 
     parts = ref.strip("/").split("/")

@@ -43,12 +43,19 @@ def sync(config: SyncConfig, progress: bool = False) -> list[str]:
     failures: list[str] = []
     for entry in config.series:
         start, end = parse_range(str(entry.start), str(entry.end) if entry.end else None)
-        source = make_source(entry.source, exchange=entry.exchange, api_url=entry.api_url)
+        try:
+            source = make_source(entry.source, exchange=entry.exchange, api_url=entry.api_url)
+        except CryptoaiError as exc:
+            failures.append(f"{entry.source} {entry.exchange or ''}: {exc}")
+            log.error("%s", failures[-1])
+            continue
         try:
             for symbol in entry.symbols:
                 for timeframe in entry.timeframes:
                     try:
-                        fetch_to_store(source, store, symbol, timeframe, start, end, progress=progress)
+                        fetch_to_store(
+                            source, store, symbol, timeframe, start, end, progress=progress
+                        )
                     except CryptoaiError as exc:
                         failures.append(f"{source.exchange} {symbol} {timeframe}: {exc}")
                         log.error("%s", failures[-1])

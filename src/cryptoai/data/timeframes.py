@@ -63,13 +63,25 @@ def parse_range(
 
 
 def bar_grid(start: pd.Timestamp, end: pd.Timestamp, timeframe: str) -> pd.DatetimeIndex:
-    """Every bar open time in ``[start, end)`` aligned to the timeframe (epoch-aligned)."""
+    """Every bar open time in ``[start, end)`` aligned to the timeframe (weeks start Monday)."""
     td = timeframe_to_timedelta(timeframe)
     first = start.ceil(td) if td < pd.Timedelta(days=7) else _ceil_epoch(start, td)
     return pd.date_range(first, end, freq=td, inclusive="left", tz="UTC", name="timestamp")
 
 
+def _anchor(td: pd.Timedelta) -> pd.Timestamp:
+    # Weekly bars open on Mondays (as on Binance); 1970-01-05 is the first Monday after epoch.
+    return pd.Timestamp("1970-01-05" if td >= pd.Timedelta(days=7) else 0, tz="UTC")
+
+
 def _ceil_epoch(ts: pd.Timestamp, td: pd.Timedelta) -> pd.Timestamp:
-    epoch = pd.Timestamp(0, tz="UTC")
+    epoch = _anchor(td)
     n = -((epoch - ts) // td)
     return epoch + n * td
+
+
+def floor_to_bar(ts: pd.Timestamp, timeframe: str) -> pd.Timestamp:
+    """Open time of the bar that contains ``ts`` (on the same grid as ``bar_grid``)."""
+    td = timeframe_to_timedelta(timeframe)
+    epoch = _anchor(td)
+    return epoch + ((ts - epoch) // td) * td

@@ -20,9 +20,12 @@ def make_source(
     path: str | Path | None = None,
     timeframe: str | None = None,
     seed: int = 42,
+    retries: int | None = None,
+    retry_delay_s: float | None = None,
 ) -> Source:
     """Build the source a user named on the command line or in a config."""
     key = name.strip().lower()
+    retry = _retry_policy(retries, retry_delay_s)
     if key == "synthetic":
         from cryptoai.data.sources.synthetic import SyntheticSource
 
@@ -36,7 +39,7 @@ def make_source(
     if key == "coingecko":
         from cryptoai.data.sources.coingecko import CoinGeckoSource
 
-        return CoinGeckoSource(api_url=api_url)
+        return CoinGeckoSource(api_url=api_url, retry=retry)
     if key == "ccxt":
         if not exchange:
             raise BadInputError(
@@ -49,7 +52,22 @@ def make_source(
 
     # Any other name is taken as a ccxt exchange id (binance, kraken, ...); CcxtSource
     # rejects unknown ids with the list of valid ones.
-    return CcxtSource(key, api_url=api_url)
+    return CcxtSource(key, api_url=api_url, retry=retry)
+
+
+def _retry_policy(retries: int | None, delay_s: float | None):
+    """A RetryPolicy when the user overrides the defaults, else None (the source's default)."""
+    if retries is None and delay_s is None:
+        return None
+    from cryptoai.data.sources.retry import RetryPolicy
+
+    if (retries is not None and retries < 0) or (delay_s is not None and delay_s < 0):
+        raise BadInputError("--retries and --retry-delay must be >= 0")
+    defaults = RetryPolicy()
+    return RetryPolicy(
+        max_retries=defaults.max_retries if retries is None else retries,
+        base_delay_s=defaults.base_delay_s if delay_s is None else delay_s,
+    )
 
 
 __all__ = ["SOURCES", "Source", "make_source"]

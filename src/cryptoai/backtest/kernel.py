@@ -1,0 +1,506 @@
+"""The execution model: numba-compiled fills, fees, slippage, sizing, exits and margin.
+
+Both engines drive these same two step functions for every bar, so they cannot disagree
+about how an order is filled. A bar is processed in two phases:
+
+``open_phase``  pending market order fills at the open (default timing); held positions
+                 hit stop-loss / trailing stop / liquidation / take-profit, resolved from
+                 the open and the high/low (gaps fill at the open, stop assumed before
+                 target); pending limit and stop orders trigger.
+``close_phase`` funding on the held position; the trailing reference moves; the decision
+                 taken at this close becomes an order (filled at once when ``fill_at`` is
+                 ``close``, otherwise at the next open); last bar: close out.
+
+All state lives in small float64 arrays (layouts below) so the kernels stay allocation-free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# --- parameter vector P -------------------------------------------------------------------
+P_FEE = 0  # taker fee rate (fraction of traded value)
+P_MAKER = 1  # maker fee rate (limit and take-profit fills)
+P_SLIP = 2  # fixed slippage (fraction of price)
+P_VOLSLIP = 3  # extra slippage per unit of per-bar volatility
+P_FILL_CLOSE = 4  # 1: market orders fill at the decision bar's close
+P_SIZE_MODE = 5  # 0 all_in, 1 fixed_fraction, 2 fixed_notional, 3 vol_target
+P_SIZE_VALUE = 6  # fraction / notional / per-bar volatility target
+P_LEV = 7
+P_MM = 8  # maintenance margin (fraction of notional)
+P_SL = 9  # stop-loss fraction (NaN: off)
+P_TP = 10  # take-profit fraction (NaN: off)
+P_TRAIL = 11  # trailing-stop fraction (NaN: off)
+P_CLOSE_END = 12  # 1: close any position at the last close
+P_RECORD = 13  # 1: record fills
+N_PARAMS = 14
+
+# --- state vector S -----------------------------------------------------------------------
+S_CASH = 0
+S_UNITS = 1
+S_ENTRY = 2  # average entry price of the open position
+S_PEAK = 3  # best price since entry (high for longs, low for shorts), completed bars only
+S_HELD = 4  # target that produced the open position (0 when flat)
+S_INTRA = 5  # 1 when the position was opened or grown inside the current bar
+S_BANKRUPT = 6
+S_FUNDING = 7  # total funding paid (negative: received)
+S_ORD = 8  # pending order kind (K_*)
+S_ORD_TARGET = 9
+S_ORD_PRICE = 10
+S_ORD_DIR = 11  # +1 buy, -1 sell
+S_NF = 12  # fills recorded
+S_NCLOSED = 13  # positions closed to flat (= round trips)
+S_TFUND = 14  # funding paid by the open position so far
+N_STATE = 16
+
+# --- order kinds and fill reasons ---------------------------------------------------------
+K_NONE = 0
+K_MARKET = 1
+K_LIMIT = 2
+K_STOP = 3
+K_CANCEL = 4
+
+R_SIGNAL = 0
+R_STOP_LOSS = 1
+R_TAKE_PROFIT = 2
+R_TRAILING = 3
+R_LIQUIDATION = 4
+R_LIMIT = 5
+R_STOP = 6
+R_END = 7
+
+# --- market matrix M rows (one column per bar) --------------------------------------------
+M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_VOL, M_FUNDING = 0, 1, 2, 3, 4, 5
+N_MARKET = 6
+
+# fill record columns: bar, side (+1 buy / -1 sell), size, price, fee, reason, and the
+# funding the round trip paid (set on the fill that brings the position back to zero)
+N_FILL = 7
+FILL_HEADROOM = 8  # most fills one bar can produce, plus margin
+
+
+# The per-bar functions never allocate, so they are compiled without numba's reference
+# counting: with it, every call pays atomic incref/decref on each array argument, which
+# made the bar loop ~30x slower than the arithmetic it does.
+step_jit = njit(cache=True, _nrt=False)
+
+
+def new_state(initial_cash: float) -> np.ndarray:
+    s = np.zeros(N_STATE)
+    s[S_CASH] = initial_cash
+    return s
+
+
+@step_jit
+def _slip(P, vol):
+    return P[P_SLIP] + P[P_VOLSLIP] * vol
+
+
+@step_jit
+def _record(S, F, P, i, delta, price, fee, reason):
+    if P[P_RECORD] == 0.0:
+        return
+    k = int(S[S_NF])
+    F[k, 0] = i
+    F[k, 1] = 1.0 if delta > 0 else -1.0
+    F[k, 2] = abs(delta)
+    F[k, 3] = price
+    F[k, 4] = fee
+    F[k, 5] = reason
+    F[k, 6] = 0.0
+    if S[S_UNITS] == 0.0:
+        F[k, 6] = S[S_TFUND]
+    S[S_NF] = k + 1
+
+
+@step_jit
+def _trade(S, F, P, i, delta, price, fee_rate, reason):
+    """Trade ``delta`` units at ``price`` (slippage included); never crosses zero in one fill."""
+    if delta == 0.0:
+        return
+    old = S[S_UNITS]
+    fee = abs(delta) * price * fee_rate
+    S[S_CASH] -= delta * price + fee
+    new = old + delta
+    if old == 0.0:
+        S[S_ENTRY] = price
+        S[S_PEAK] = price
+    elif (old > 0.0) == (delta > 0.0):
+        S[S_ENTRY] = (old * S[S_ENTRY] + delta * price) / new
+    S[S_UNITS] = new
+    _record(S, F, P, i, delta, price, fee, reason)
+    if new == 0.0:
+        S[S_HELD] = 0.0
+        S[S_NCLOSED] += 1.0
+        S[S_TFUND] = 0.0
+
+
+@step_jit
+def _units_for(S, P, target, price, fee_rate, vol):
+    """Signed units for ``target`` at ``price``; the budget includes the fee."""
+    equity = S[S_CASH] + S[S_UNITS] * price
+    if target == 0.0 or equity <= 0.0:
+        return 0.0
+    lev = P[P_LEV]
+    mode = P[P_SIZE_MODE]
+    cap = equity * lev
+    if mode == 0.0:
+        notional = cap
+    elif mode == 1.0:
+        notional = equity * P[P_SIZE_VALUE] * lev
+    elif mode == 2.0:
+        notional = P[P_SIZE_VALUE]
+    else:
+        notional = equity * P[P_SIZE_VALUE] / vol if vol > 0.0 else 0.0
+    notional *= abs(target)
+    notional = min(notional, cap)
+    units = notional / (price * (1.0 + fee_rate))
+    return units if target > 0.0 else -units
+
+
+@step_jit
+def _rebalance(S, F, P, i, target, ref, taker, vol, reason):
+    """Move the position to ``target`` at reference price ``ref`` (close leg first on a flip)."""
+    fee_rate = P[P_FEE] if taker else P[P_MAKER]
+    s = _slip(P, vol) if taker else 0.0
+    old = S[S_UNITS]
+    if old != 0.0 and (target == 0.0 or (target > 0.0) != (old > 0.0)):
+        px = ref * (1.0 - s) if old > 0.0 else ref * (1.0 + s)
+        _trade(S, F, P, i, -old, px, fee_rate, reason)
+        old = 0.0
+    if target != 0.0:
+        px = ref * (1.0 + s) if target > 0.0 else ref * (1.0 - s)
+        want = _units_for(S, P, target, px, fee_rate, vol)
+        delta = want - old
+        if abs(delta) > 1e-12 * abs(want):
+            if (delta > 0.0) != (target > 0.0):  # reducing: the fill is on the other side
+                px = ref * (1.0 - s) if delta < 0.0 else ref * (1.0 + s)
+            _trade(S, F, P, i, delta, px, fee_rate, reason)
+        if S[S_UNITS] != 0.0:
+            S[S_HELD] = target
+
+
+@step_jit
+def _liquidate(S, F, P, i, px):
+    """Close at ``px``; a loss beyond the margin is capped at the bankruptcy price (equity 0)."""
+    u = S[S_UNITS]
+    cash = S[S_CASH]
+    fee_rate = P[P_FEE]
+    if cash + u * px - abs(u) * px * fee_rate < 0.0:
+        px = -cash / (u * (1.0 - fee_rate)) if u > 0.0 else cash / (-u * (1.0 + fee_rate))
+    _trade(S, F, P, i, -u, px, fee_rate, R_LIQUIDATION)
+    if S[S_CASH] <= 1e-9 * max(abs(cash), 1.0):
+        S[S_BANKRUPT] = 1.0
+
+
+@step_jit
+def _exits(S, F, P, i, o, h, l, vol, intrabar):
+    """Stop-loss, trailing stop, liquidation and take-profit of the held position.
+
+    ``intrabar``: the position was entered inside this bar, so only the adverse side is
+    checked (against the low/high, not the open) and take-profit waits for the next bar.
+    """
+    u = S[S_UNITS]
+    if u == 0.0:
+        return
+    sl = P[P_SL]
+    tp = P[P_TP]
+    tr = P[P_TRAIL]
+    entry = S[S_ENTRY]
+    peak = S[S_PEAK]
+    mm = P[P_MM]
+    cash = S[S_CASH]
+    s = _slip(P, vol)
+    if u > 0.0:
+        stop = -math.inf
+        reason = R_STOP_LOSS
+        if not math.isnan(sl):
+            stop = entry * (1.0 - sl)
+        if not math.isnan(tr) and peak * (1.0 - tr) > stop:
+            stop = peak * (1.0 - tr)
+            reason = R_TRAILING
+        liq = -cash / (u * (1.0 - mm))
+        is_liq = liq > stop
+        level = liq if is_liq else stop
+        if level > 0.0:
+            px = math.nan
+            if not intrabar and o <= level:
+                px = o
+            elif l <= level:
+                px = level
+            if not math.isnan(px):
+                if is_liq:
+                    _liquidate(S, F, P, i, px)
+                else:
+                    _trade(S, F, P, i, -u, px * (1.0 - s), P[P_FEE], reason)
+                return
+        if not intrabar and not math.isnan(tp):
+            level = entry * (1.0 + tp)
+            if o >= level:
+                _trade(S, F, P, i, -u, o, P[P_MAKER], R_TAKE_PROFIT)
+            elif h >= level:
+                _trade(S, F, P, i, -u, level, P[P_MAKER], R_TAKE_PROFIT)
+    else:
+        stop = math.inf
+        reason = R_STOP_LOSS
+        if not math.isnan(sl):
+            stop = entry * (1.0 + sl)
+        if not math.isnan(tr) and peak * (1.0 + tr) < stop:
+            stop = peak * (1.0 + tr)
+            reason = R_TRAILING
+        liq = cash / (-u * (1.0 + mm))
+        is_liq = liq < stop
+        level = liq if is_liq else stop
+        if level < math.inf:
+            px = math.nan
+            if not intrabar and o >= level:
+                px = o
+            elif h >= level:
+                px = level
+            if not math.isnan(px):
+                if is_liq:
+                    _liquidate(S, F, P, i, px)
+                else:
+                    _trade(S, F, P, i, -u, px * (1.0 + s), P[P_FEE], reason)
+                return
+        if not intrabar and not math.isnan(tp):
+            level = entry * (1.0 - tp)
+            if o <= level:
+                _trade(S, F, P, i, -u, o, P[P_MAKER], R_TAKE_PROFIT)
+            elif l <= level:
+                _trade(S, F, P, i, -u, level, P[P_MAKER], R_TAKE_PROFIT)
+
+
+@step_jit
+def _trigger(kind, direction, level, o, h, l):
+    """Fill reference price of a resting limit/stop order in this bar, NaN if not touched."""
+    if kind == K_LIMIT:
+        if direction > 0.0:
+            return o if o <= level else (level if l <= level else math.nan)
+        return o if o >= level else (level if h >= level else math.nan)
+    if direction > 0.0:
+        return o if o >= level else (level if h >= level else math.nan)
+    return o if o <= level else (level if l <= level else math.nan)
+
+
+@step_jit
+def open_phase(S, F, P, M, i):
+    """Everything that happens from the open of bar ``i`` up to (not including) its close."""
+    S[S_INTRA] = 0.0
+    if S[S_BANKRUPT] != 0.0 or (S[S_ORD] == K_NONE and S[S_UNITS] == 0.0):
+        return
+    o = M[M_OPEN, i]
+    h = M[M_HIGH, i]
+    l = M[M_LOW, i]
+    vol = M[M_VOL, i]
+    if S[S_ORD] == K_MARKET:
+        S[S_ORD] = K_NONE
+        _rebalance(S, F, P, i, S[S_ORD_TARGET], o, True, vol, R_SIGNAL)
+    if S[S_UNITS] != 0.0:
+        _exits(S, F, P, i, o, h, l, vol, False)
+    kind = S[S_ORD]
+    if kind == K_LIMIT or kind == K_STOP:
+        ref = _trigger(kind, S[S_ORD_DIR], S[S_ORD_PRICE], o, h, l)
+        if not math.isnan(ref):
+            S[S_ORD] = K_NONE
+            before = S[S_UNITS]
+            taker = kind == K_STOP
+            _rebalance(S, F, P, i, S[S_ORD_TARGET], ref, taker, vol, R_STOP if taker else R_LIMIT)
+            after = S[S_UNITS]
+            grew = after != 0.0 and (
+                before == 0.0 or (after > 0.0) != (before > 0.0) or abs(after) > abs(before)
+            )
+            if ref != o and grew:
+                S[S_INTRA] = 1.0
+                _exits(S, F, P, i, o, h, l, vol, True)
+
+
+@step_jit
+def close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, last):
+    """Funding, trailing reference, the decision at this close, and the end-of-data close-out."""
+    c = M[M_CLOSE, i]
+    u = S[S_UNITS]
+    pay = 0.0
+    if u != 0.0:
+        rate = M[M_FUNDING, i]
+        if rate != 0.0:
+            pay = u * c * rate
+            S[S_CASH] -= pay
+            S[S_FUNDING] += pay
+            S[S_TFUND] += pay
+        if u > 0.0:
+            ref = c if S[S_INTRA] != 0.0 else M[M_HIGH, i]
+            if ref > S[S_PEAK]:
+                S[S_PEAK] = ref
+        else:
+            ref = c if S[S_INTRA] != 0.0 else M[M_LOW, i]
+            if ref < S[S_PEAK]:
+                S[S_PEAK] = ref
+    if has_order and S[S_BANKRUPT] == 0.0:
+        d = target - S[S_HELD]
+        if kind == K_CANCEL or d == 0.0:
+            S[S_ORD] = K_NONE
+        elif kind == K_MARKET and P[P_FILL_CLOSE] != 0.0:
+            S[S_ORD] = K_NONE
+            _rebalance(S, F, P, i, target, c, True, M[M_VOL, i], R_SIGNAL)
+        else:
+            S[S_ORD] = kind
+            S[S_ORD_TARGET] = target
+            S[S_ORD_PRICE] = price
+            S[S_ORD_DIR] = 1.0 if d > 0.0 else -1.0
+    if last:
+        S[S_ORD] = K_NONE
+        if P[P_CLOSE_END] != 0.0 and S[S_UNITS] != 0.0:
+            _rebalance(S, F, P, i, 0.0, c, True, M[M_VOL, i], R_END)
+    if OUT.shape[1] > 0:
+        OUT[0, i] = S[S_CASH] + S[S_UNITS] * c
+        OUT[1, i] = S[S_UNITS]
+        OUT[2, i] = pay
+
+
+@njit(cache=True)
+def grow(F):
+    out = np.empty((F.shape[0] * 2 + 64, F.shape[1]))
+    out[: F.shape[0]] = F
+    return out
+
+
+@step_jit
+def step(S, F, P, M, OUT, i, has_order, target, kind, price):
+    """Close of bar ``i`` then the open of bar ``i + 1``: one call per bar for the event engine."""
+    n = M.shape[1]
+    close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, i == n - 1)
+    if i + 1 < n:
+        open_phase(S, F, P, M, i + 1)
+
+
+@njit(cache=True)
+def simulate(S, P, M, targets, kinds, prices, capacity):
+    """Run target positions through the execution model; NaN target = keep the last one.
+
+    An order is placed when the target differs from the previous non-NaN target (start: 0),
+    so a position closed by a stop is not re-entered until the signal changes.
+    Returns (fills, out) with out[0] equity, out[1] units, out[2] funding paid per bar.
+    """
+    n = M.shape[1]
+    F = np.empty((max(capacity, 64), N_FILL))
+    OUT = np.zeros((3, n))
+    last_target = 0.0
+    has_kinds = kinds.shape[0] > 0
+    for i in range(n):
+        if S[S_NF] + FILL_HEADROOM > F.shape[0]:
+            F = grow(F)
+        open_phase(S, F, P, M, i)
+        t = targets[i]
+        has = (not math.isnan(t)) and t != last_target
+        if has:
+            last_target = t
+        kind = K_MARKET
+        price = math.nan
+        if has_kinds:
+            kind = kinds[i]
+            price = prices[i]
+        close_phase(S, F, P, M, OUT, i, has, t, kind, price, i == n - 1)
+    return F[: int(S[S_NF])].copy(), OUT
+
+
+@njit(cache=True, parallel=True)
+def simulate_many(S0, P, M, targets, periods_per_year):
+    """Final statistics of many target series (rows of ``targets``), run in parallel.
+
+    Returns one row per series: final equity, max drawdown, annualized Sharpe of bar
+    returns, round trips, funding paid. Fills are not recorded.
+    """
+    k = targets.shape[0]
+    n = M.shape[1]
+    res = np.empty((k, 5))
+    P2 = P.copy()
+    P2[P_RECORD] = 0.0
+    F = np.empty((0, N_FILL))
+    OUT = np.empty((3, 0))
+    for j in prange(k):
+        S = S0.copy()
+        last_target = 0.0
+        peak = S[S_CASH]
+        prev = S[S_CASH]
+        mdd = 0.0
+        sr = 0.0
+        sr2 = 0.0
+        for i in range(n):
+            open_phase(S, F, P2, M, i)
+            t = targets[j, i]
+            has = (not math.isnan(t)) and t != last_target
+            if has:
+                last_target = t
+            close_phase(S, F, P2, M, OUT, i, has, t, K_MARKET, math.nan, i == n - 1)
+            eq = S[S_CASH] + S[S_UNITS] * M[M_CLOSE, i]
+            if eq > peak:
+                peak = eq
+            elif peak > 0.0 and 1.0 - eq / peak > mdd:
+                mdd = 1.0 - eq / peak
+            r = eq / prev - 1.0 if prev > 0.0 else 0.0
+            sr += r
+            sr2 += r * r
+            prev = eq
+        mean = sr / n
+        var = (sr2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
+        res[j, 0] = prev
+        res[j, 1] = mdd
+        res[j, 2] = mean / math.sqrt(var) * math.sqrt(periods_per_year) if var > 0.0 else math.nan
+        res[j, 3] = S[S_NCLOSED]
+        res[j, 4] = S[S_FUNDING]
+    return res
+
+
+@njit(cache=True)
+def round_trips(F):
+    """Round trips from fills: a trade opens when the position leaves zero and ends back at zero.
+
+    Columns: entry bar, exit bar, side (+1 long / -1 short), units opened, entry value,
+    exit value, fees, pnl (cash flow net of fees and of the funding the trade paid).
+    """
+    m = F.shape[0]
+    out = np.empty((m, 8))
+    k = 0
+    units = 0.0
+    side = 0.0
+    entry_bar = 0.0
+    opened = 0.0
+    entry_value = 0.0
+    exit_value = 0.0
+    fees = 0.0
+    flow = 0.0
+    for j in range(m):
+        d = F[j, 1] * F[j, 2]
+        value = F[j, 2] * F[j, 3]
+        if units == 0.0:
+            side = F[j, 1]
+            entry_bar = F[j, 0]
+            opened = 0.0
+            entry_value = 0.0
+            exit_value = 0.0
+            fees = 0.0
+            flow = 0.0
+        if F[j, 1] == side:
+            opened += F[j, 2]
+            entry_value += value
+        else:
+            exit_value += value
+        fees += F[j, 4]
+        flow += -d * F[j, 3] - F[j, 4]
+        units += d
+        if abs(units) <= 1e-9 * opened:
+            units = 0.0
+            out[k, 0] = entry_bar
+            out[k, 1] = F[j, 0]
+            out[k, 2] = side
+            out[k, 3] = opened
+            out[k, 4] = entry_value
+            out[k, 5] = exit_value
+            out[k, 6] = fees
+            out[k, 7] = flow - F[j, 6]
+            k += 1
+    return out[:k].copy()

@@ -1,0 +1,114 @@
+"""Inputs of the execution kernel: the market matrix (prices, volatility, funding) and parameters.
+
+Everything here is computed from data known at the time it is used: the volatility of bar
+``i`` (for slippage and volatility-targeted sizing) uses closes up to bar ``i - 1``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from cryptoai.backtest import kernel as k
+from cryptoai.backtest.settings import SIZING, ExecutionSettings
+from cryptoai.errors import BadInputError
+
+DAYS_PER_YEAR = 365.0
+FUNDING_INTERVAL = pd.Timedelta(hours=8)
+
+
+def check_data(data: pd.DataFrame, name: str = "data") -> None:
+    """Reject empty, NaN, unsorted or otherwise broken candles with a one-line error."""
+    from cryptoai.data.validate import check_ohlcv
+
+    if not isinstance(data, pd.DataFrame):
+        raise BadInputError(f"{name} must be an OHLCV DataFrame, got {type(data).__name__}")
+    if data.empty:
+        raise BadInputError(f"{name} has no bars: load a non-empty date range")
+    check_ohlcv(data, name=name)
+
+
+def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """Median spacing of the bars (robust to a few gaps); one hour for a single bar."""
+    if len(index) < 2:
+        return pd.Timedelta(hours=1)
+    return pd.Series(index).diff().median()
+
+
+def periods_per_year(index: pd.DatetimeIndex) -> float:
+    """Bars per 365-day year (crypto trades around the clock)."""
+    return pd.Timedelta(days=DAYS_PER_YEAR) / bar_length(index)
+
+
+def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:
+    """Std of log returns over the last ``window`` returns known at each bar's open (0 if unknown)."""
+    logret = pd.Series(np.log(close)).diff()
+    vol = logret.rolling(window, min_periods=2).std().shift(1)
+    return vol.fillna(0.0).to_numpy()
+
+
+def funding_per_bar(
+    index: pd.DatetimeIndex, settings: ExecutionSettings, funding: pd.Series | None = None
+) -> np.ndarray:
+    """Fraction of notional paid by longs at each bar's close.
+
+    A constant rate per 8h accrues pro rata to the bar length. A ``funding`` series (rates
+    stamped at funding times) is charged at the bar that contains each funding time.
+    """
+    n = len(index)
+    if funding is None:
+        if settings.funding_rate == 0.0:
+            return np.zeros(n)
+        return np.full(n, settings.funding_rate * (bar_length(index) / FUNDING_INTERVAL))
+    if not isinstance(funding, pd.Series) or not isinstance(funding.index, pd.DatetimeIndex):
+        raise BadInputError("funding must be a pandas Series of rates indexed by UTC timestamps")
+    if funding.isna().any():
+        raise BadInputError("funding series has NaN rates: fill or drop them first")
+    times = funding.index.tz_localize("UTC") if funding.index.tz is None else funding.index.tz_convert("UTC")
+    pos = index.searchsorted(times, side="right") - 1  # bar whose open <= funding time
+    keep = (pos >= 0) & (times < index[-1] + bar_length(index))
+    out = np.zeros(n)
+    np.add.at(out, pos[keep], funding.to_numpy(dtype="float64")[keep])
+    return out
+
+
+def market_matrix(
+    data: pd.DataFrame, settings: ExecutionSettings, funding: pd.Series | None = None
+) -> np.ndarray:
+    """Bars as a float64 matrix, one row per field (open, high, low, close, vol, funding)."""
+    n = len(data)
+    m = np.empty((k.N_MARKET, n))
+    m[k.M_OPEN] = data["open"].to_numpy(dtype="float64")
+    m[k.M_HIGH] = data["high"].to_numpy(dtype="float64")
+    m[k.M_LOW] = data["low"].to_numpy(dtype="float64")
+    m[k.M_CLOSE] = data["close"].to_numpy(dtype="float64")
+    if settings.vol_slippage > 0.0 or settings.size == "vol_target":
+        m[k.M_VOL] = bar_volatility(m[k.M_CLOSE], settings.vol_window)
+    else:
+        m[k.M_VOL] = 0.0
+    m[k.M_FUNDING] = funding_per_bar(data.index, settings, funding)
+    return m
+
+
+def params(settings: ExecutionSettings, index: pd.DatetimeIndex, record: bool = True) -> np.ndarray:
+    """Settings as the kernel's parameter vector."""
+    p = np.zeros(k.N_PARAMS)
+    p[k.P_FEE] = settings.fee_bps / 1e4
+    p[k.P_MAKER] = settings.maker_fee_bps / 1e4
+    p[k.P_SLIP] = settings.slippage_bps / 1e4
+    p[k.P_VOLSLIP] = settings.vol_slippage
+    p[k.P_FILL_CLOSE] = 1.0 if settings.fill_at == "close" else 0.0
+    p[k.P_SIZE_MODE] = float(SIZING.index(settings.size))
+    value = settings.size_value
+    if settings.size == "vol_target":
+        value = value / math.sqrt(periods_per_year(index))
+    p[k.P_SIZE_VALUE] = value
+    p[k.P_LEV] = settings.leverage
+    p[k.P_MM] = settings.maintenance_margin
+    for slot, frac in ((k.P_SL, settings.stop_loss), (k.P_TP, settings.take_profit), (k.P_TRAIL, settings.trailing_stop)):
+        p[slot] = math.nan if frac is None else float(frac)
+    p[k.P_CLOSE_END] = 1.0 if settings.close_at_end else 0.0
+    p[k.P_RECORD] = 1.0 if record else 0.0
+    return p

@@ -1,0 +1,191 @@
+"""Performance metrics of a backtest, written as readable one- or two-line formulas.
+
+Everything is defined on per-bar simple returns of the equity curve,
+``r_t = E_t / E_{t-1} - 1`` with ``E_{-1} = initial_cash``, so that compounding the
+returns gives the total return exactly. Crypto trades 24/7: a year is 365 days of bars.
+
+Edge cases (documented, never hidden):
+
+- no trades: ``win_rate``, ``profit_factor``, ``expectancy``, ``avg_trade_return`` are NaN;
+- no losing trades: ``profit_factor`` is +inf (no losses to divide by);
+- flat equity (zero volatility): ``sharpe`` and ``sortino`` are NaN;
+- no drawdown: ``calmar`` is NaN;
+- a single bar: ``volatility``/``sharpe`` need two returns and are NaN.
+
+NaN and infinities are kept as floats here; ``to_jsonable`` turns them into ``None`` (JSON
+``null``) when metrics are written to disk.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cryptoai.errors import BadInputError
+
+if TYPE_CHECKING:
+    from cryptoai.backtest.result import BacktestResult
+
+DAYS_PER_YEAR = 365.0
+
+#: Order of the metrics in ``compute_metrics`` output and in reports.
+METRIC_NAMES: tuple[str, ...] = (
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_bars",
+    "max_drawdown_days",
+    "calmar",
+    "n_trades",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "avg_trade_return",
+    "exposure",
+    "turnover",
+    "fees_paid",
+    "funding_paid",
+    "final_equity",
+    "n_bars",
+    "periods_per_year",
+)
+
+
+def periods_per_year(index: pd.DatetimeIndex) -> float:
+    """Bars per 365-day year, from the median bar spacing (robust to a few gaps)."""
+    if len(index) < 2:
+        raise BadInputError(
+            f"cannot infer the bar length from {len(index)} bar(s): pass periods_per_year"
+            " or give at least two bars"
+        )
+    step = pd.Series(index).diff().median()
+    if not step > pd.Timedelta(0):
+        raise BadInputError("bar timestamps are not increasing: sort and de-duplicate the data")
+    return pd.Timedelta(days=DAYS_PER_YEAR) / step
+
+
+def bar_returns(equity: pd.Series, initial_cash: float) -> pd.Series:
+    """Per-bar simple returns; the first bar is measured against the initial cash."""
+    values = equity.to_numpy(dtype="float64")
+    previous = np.concatenate(([float(initial_cash)], values[:-1]))
+    return pd.Series(values / previous - 1.0, index=equity.index, name="return")
+
+
+def drawdown(equity: pd.Series, initial_cash: float | None = None) -> pd.Series:
+    """Fractional distance below the running peak (0 at a peak, -0.2 means 20% under it).
+
+    The initial cash counts as the first peak, so losing money from the start is a drawdown.
+    """
+    values = equity.to_numpy(dtype="float64")
+    start = values[0] if initial_cash is None else float(initial_cash)
+    peak = np.maximum.accumulate(np.concatenate(([start], values)))[1:]
+    return pd.Series(values / peak - 1.0, index=equity.index, name="drawdown")
+
+
+def max_drawdown_duration(equity: pd.Series, initial_cash: float) -> int:
+    """Longest time under water, in bars: from a peak to the bar that regains it (or the end)."""
+    values = np.concatenate(([float(initial_cash)], equity.to_numpy(dtype="float64")))
+    peak = np.maximum.accumulate(values)
+    at_peak = values >= peak
+    positions = np.arange(len(values))
+    last_peak = np.maximum.accumulate(np.where(at_peak, positions, 0))
+    recovered = at_peak[1:] & ~at_peak[:-1]  # bar t regains the peak lost after last_peak[t-1]
+    durations = list(positions[1:][recovered] - last_peak[:-1][recovered])
+    if not at_peak[-1]:  # still under water at the end
+        durations.append(positions[-1] - last_peak[-1])
+    return int(max(durations, default=0))
+
+
+def monthly_returns(equity: pd.Series, initial_cash: float) -> pd.DataFrame:
+    """Compounded return of each calendar month (UTC) as a year x month (1..12) table."""
+    month_end = equity.resample("ME").last().dropna()
+    previous = month_end.shift(1).fillna(float(initial_cash))
+    rets = month_end / previous - 1.0
+    table = pd.DataFrame({"year": rets.index.year, "month": rets.index.month, "ret": rets.values})
+    out = table.pivot(index="year", columns="month", values="ret")
+    return out.reindex(columns=range(1, 13))
+
+
+def compute_metrics(
+    result: BacktestResult, periods_per_year: float | None = None
+) -> dict[str, float]:
+    """Headline statistics of a backtest (see the module docstring for definitions)."""
+    equity = result.equity.astype("float64")
+    if equity.empty:
+        raise BadInputError("the backtest has no bars: give data covering at least one bar")
+    ppy = float(periods_per_year) if periods_per_year else _ppy(equity.index)
+    cash = float(result.initial_cash)
+    r = bar_returns(equity, cash).to_numpy()
+    n = len(r)
+    years = n / ppy
+    trades, fills = result.trades, result.fills
+    pnl = trades["pnl"].astype("float64") if len(trades) else pd.Series(dtype="float64")
+
+    total_return = equity.iloc[-1] / cash - 1.0
+    cagr = (1.0 + total_return) ** (1.0 / years) - 1.0 if total_return > -1.0 else -1.0
+    std = r.std(ddof=1) if n > 1 else math.nan
+    downside = math.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+    max_dd = float(drawdown(equity, cash).min())
+    dd_bars = max_drawdown_duration(equity, cash)
+    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    notional = (fills["size"].abs() * fills["price"]).sum() if len(fills) else 0.0
+
+    return {
+        "total_return": float(total_return),
+        "cagr": float(cagr),
+        "volatility": float(std * math.sqrt(ppy)),
+        "sharpe": _ratio(r.mean(), std) * math.sqrt(ppy),
+        "sortino": _ratio(r.mean(), downside) * math.sqrt(ppy),
+        "max_drawdown": max_dd,
+        "max_drawdown_bars": float(dd_bars),
+        "max_drawdown_days": dd_bars * DAYS_PER_YEAR / ppy,
+        "calmar": _ratio(cagr, abs(max_dd)),
+        "n_trades": float(len(trades)),
+        "win_rate": float((pnl > 0).mean()) if len(pnl) else math.nan,
+        "profit_factor": (_ratio(gains, losses) if losses > 0 else math.inf)
+        if len(pnl)
+        else math.nan,
+        "expectancy": float(pnl.mean()) if len(pnl) else math.nan,
+        "avg_trade_return": float(trades["return"].mean()) if len(trades) else math.nan,
+        "exposure": float((result.position.to_numpy() != 0).mean()),
+        "turnover": float(notional / equity.mean()),
+        "fees_paid": float(fills["fee"].sum()) if len(fills) else 0.0,
+        "funding_paid": float(result.funding_paid),
+        "final_equity": float(equity.iloc[-1]),
+        "n_bars": float(n),
+        "periods_per_year": ppy,
+    }
+
+
+def to_jsonable(value: Any) -> Any:
+    """Recursively replace NaN/inf by None and numpy scalars by Python numbers (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _ppy(index: pd.Index) -> float:
+    if len(index) < 2:
+        raise BadInputError(
+            "cannot annualize a one-bar backtest: pass periods_per_year or use more bars"
+        )
+    return periods_per_year(pd.DatetimeIndex(index))
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den, NaN when the denominator is zero or undefined (never a ZeroDivisionError)."""
+    if not den or not math.isfinite(den):
+        return math.nan
+    return float(num / den)

@@ -1,0 +1,552 @@
+"""The raw store: one Parquet file per UTC day under ``{root}/{exchange}/{BTC-USDT}/{timeframe}/``.
+
+Writes go to a temp file in the same folder and are moved into place with ``os.replace``, so
+a reader or an interrupted writer only ever sees whole files; the series manifest (checksums,
+rows, covered ranges) is rewritten after the data files (at once when a listed file was
+replaced, so its old checksum never outlives it). Reads go through ``pyarrow.dataset``
+over the day files picked by name, so years of 1m candles load in one vectorized pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
+
+from cryptoai.data.frame import EXTRA_COLUMNS, INDEX_NAME, OHLCV_COLUMNS, merge, normalize
+from cryptoai.data.manifest import MANIFEST_NAME, FileEntry, Manifest, merge_intervals
+from cryptoai.data.symbols import canonical, from_path, path_safe
+from cryptoai.data.timeframes import bar_grid, parse_range, parse_utc, timeframe_to_timedelta
+from cryptoai.errors import BadInputError, CryptoaiError, DataValidationError
+
+log = logging.getLogger(__name__)
+
+_DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
+_EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_TMP_SUFFIX = ".tmp"
+_LOCK_NAME = ".lock"
+_LOCK_TIMEOUT_S = 120
+_DAY = pd.Timedelta(days=1)
+TimeLike = str | pd.Timestamp
+
+
+class SeriesKey(NamedTuple):
+    """One stored series; ``symbol`` is canonical (``BTC/USDT``)."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    def __str__(self) -> str:
+        return f"{self.exchange}/{path_safe(self.symbol)}/{self.timeframe}"
+
+
+class RawStore:
+    """Parquet lake of raw candles: atomic, idempotent day files plus a checksummed manifest."""
+
+    def __init__(self, root: str | Path = "data/raw") -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ paths
+    def key(self, exchange: str, symbol: str, timeframe: str) -> SeriesKey:
+        """Validated key: lower-case exchange id, canonical symbol, known timeframe."""
+        ex = exchange.strip().lower() if isinstance(exchange, str) else ""
+        if not _EXCHANGE.match(ex):
+            raise BadInputError(
+                f"bad exchange name {exchange!r}: use a plain id such as binance or kraken"
+            )
+        tf = timeframe.strip() if isinstance(timeframe, str) else timeframe
+        timeframe_to_timedelta(tf)
+        return SeriesKey(ex, canonical(symbol), tf)
+
+    def series_dir(self, exchange: str, symbol: str, timeframe: str) -> Path:
+        key = self.key(exchange, symbol, timeframe)
+        return self._dir(key)
+
+    def _dir(self, key: SeriesKey) -> Path:
+        return self.root / key.exchange / path_safe(key.symbol) / key.timeframe
+
+    # ------------------------------------------------------------------ write
+    def write(self, exchange: str, symbol: str, timeframe: str, frame: pd.DataFrame) -> list[Path]:
+        """Store candles, merging into existing day files (newer rows win); returns the day
+        files that hold the frame's rows. Rewriting identical data changes nothing on disk."""
+        key = self.key(exchange, symbol, timeframe)
+        new = _checked_frame(frame, key)
+        if new.empty:
+            return []
+        folder = self._dir(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        day_ns = new.index.asi8 - new.index.asi8 % _DAY.value
+        days, starts = np.unique(day_ns, return_index=True)
+        bounds = [*starts.tolist(), len(new)]
+        paths: list[Path] = []
+        with self._lock(key, folder):
+            manifest = self._read_manifest(key) or Manifest(key.exchange, key.symbol, key.timeframe)
+            changed = _adopt_unlisted(manifest, folder)
+            few = len(days) < 50
+            bar = tqdm(
+                total=len(days), unit="day", desc=f"write {key}", leave=False, disable=few or None
+            )
+            with bar:
+                for i, day in enumerate(days):
+                    part = new.iloc[bounds[i] : bounds[i + 1]]
+                    path = folder / f"{pd.Timestamp(day, tz='UTC'):%Y-%m-%d}.parquet"
+                    paths.append(path)
+                    listed = manifest.files.get(path.name)
+                    entry = self._write_day(path, part, listed)
+                    if entry is not None:
+                        manifest.files[path.name] = entry
+                        changed = True
+                        if listed is not None:  # never leave a stale checksum behind
+                            self._write_manifest(folder, manifest)
+                            changed = False
+                    bar.update()
+            columns = _ordered([*manifest.columns, *new.columns])
+            if changed or columns != manifest.columns:
+                manifest.columns = columns
+                self._write_manifest(folder, manifest)
+        log.debug("stored %d bars of %s in %d day files", len(new), key, len(paths))
+        return paths
+
+    def _write_day(
+        self, path: Path, part: pd.DataFrame, entry: FileEntry | None
+    ) -> FileEntry | None:
+        """Merge ``part`` into one day file; ``None`` when the file already held exactly that."""
+        if path.exists():
+            old = _read_day(path)
+            merged = merge(old, part)
+            if merged.equals(old) and entry is not None:
+                return None
+        else:
+            merged = part
+        table = _to_table(merged)
+        with _atomic_file(path) as fh:
+            pq.write_table(table, fh, compression="zstd")
+        return _entry_for(path, merged)
+
+    def mark_covered(
+        self, exchange: str, symbol: str, timeframe: str, start: TimeLike, end: TimeLike
+    ) -> None:
+        """Record ``[start, end)`` as fully fetched: bars absent there are exchange gaps."""
+        key = self.key(exchange, symbol, timeframe)
+        s, e = parse_range(start, end)
+        folder = self._dir(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock(key, folder):
+            manifest = self._read_manifest(key) or Manifest(key.exchange, key.symbol, key.timeframe)
+            manifest.covered = merge_intervals([*manifest.covered, (s, e)])
+            on_disk = {p.name for _, p in _day_files(folder)}
+            for name in [n for n in manifest.files if n not in on_disk]:
+                day = _day_of(name)
+                if any(cs <= day and day + _DAY <= ce for cs, ce in manifest.covered):
+                    del manifest.files[name]  # re-fetched: the source has nothing that day
+            self._write_manifest(folder, manifest)
+
+    # ------------------------------------------------------------------ read
+    def load(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """One OHLCV frame for ``[start, end)`` (UTC; either may be omitted)."""
+        key = self.key(exchange, symbol, timeframe)
+        days = _day_files(self._dir(key))
+        if not days:
+            raise BadInputError(self._not_stored(key))
+        s, e = _bounds(start, end)
+        stored = self._columns(key, [p for _, p in days])
+        wanted = list(stored) if columns is None else list(columns)
+        unknown = [c for c in wanted if c not in stored]
+        if unknown:
+            raise BadInputError(
+                f"{key} has no column(s) {', '.join(unknown)}: stored columns are {', '.join(stored)}"
+            )
+        table = self._scan(key, days, s, e, stored, wanted)
+        frame = table.to_pandas().set_index(INDEX_NAME)
+        if not frame.index.is_monotonic_increasing:
+            frame = frame.sort_index()
+        return frame
+
+    def missing_ranges(
+        self, exchange: str, symbol: str, timeframe: str, start: TimeLike, end: TimeLike
+    ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """Contiguous ``[s, e)`` runs of grid bars in ``[start, end)`` neither stored nor covered."""
+        key = self.key(exchange, symbol, timeframe)
+        s, e = parse_range(start, end)
+        td = timeframe_to_timedelta(key.timeframe)
+        grid = bar_grid(s, e, key.timeframe).as_unit("ns").asi8
+        if grid.size == 0:
+            return []
+        missing = np.ones(grid.size, dtype=bool)
+        days = _day_files(self._dir(key))
+        if days:
+            stored = self._scan(key, days, s, e, [], []).column(INDEX_NAME)
+            stored_ns = np.sort(stored.cast(pa.int64()).to_numpy(zero_copy_only=False))
+            if stored_ns.size:
+                pos = np.minimum(np.searchsorted(stored_ns, grid), stored_ns.size - 1)
+                missing &= stored_ns[pos] != grid
+        manifest = self._read_manifest(key)
+        covered = np.zeros(grid.size, dtype=bool)
+        for cs, ce in manifest.covered if manifest else []:
+            lo, hi = np.searchsorted(grid, [cs.value, ce.value], side="left")
+            covered[lo:hi] = True
+        # A day file listed in the manifest but gone (deleted as damaged) is fetched again.
+        on_disk = {p.name for _, p in days}
+        for name in [n for n in (manifest.files if manifest else {}) if n not in on_disk]:
+            day = _day_of(name)
+            lo, hi = np.searchsorted(grid, [day.value, (day + _DAY).value], side="left")
+            covered[lo:hi] = False
+        missing &= ~covered
+        idx = np.flatnonzero(missing)
+        if idx.size == 0:
+            return []
+        breaks = np.flatnonzero(np.diff(idx) != 1)
+        firsts = idx[np.r_[0, breaks + 1]]
+        lasts = idx[np.r_[breaks, idx.size - 1]]
+        return [
+            (pd.Timestamp(grid[a], tz="UTC"), pd.Timestamp(grid[b], tz="UTC") + td)
+            for a, b in zip(firsts, lasts, strict=True)
+        ]
+
+    def manifest(self, exchange: str, symbol: str, timeframe: str) -> Manifest | None:
+        """The series manifest, or ``None`` if nothing was stored yet."""
+        return self._read_manifest(self.key(exchange, symbol, timeframe))
+
+    def series(self) -> list[SeriesKey]:
+        """Every series with at least one day file."""
+        return sorted(key for key, folder in self._series_dirs() if _day_files(folder))
+
+    # ------------------------------------------------------------------ check
+    def verify(self) -> list[str]:
+        """Problems found, one line each: damaged, unlisted, missing or half-written files."""
+        problems: list[str] = []
+        for key, folder in self._series_dirs():
+            problems.extend(_verify_series(key, folder))
+        return problems
+
+    # ------------------------------------------------------------------ internals
+    def _scan(
+        self,
+        key: SeriesKey,
+        days: list[tuple[pd.Timestamp, Path]],
+        start: pd.Timestamp | None,
+        end: pd.Timestamp | None,
+        stored: list[str],
+        wanted: list[str],
+    ) -> pa.Table:
+        """Read ``wanted`` columns of the day files overlapping ``[start, end)``."""
+        schema = _schema(stored)
+        files = [
+            str(p)
+            for day, p in days
+            if (start is None or day + _DAY > start) and (end is None or day < end)
+        ]
+        columns = [INDEX_NAME, *wanted]
+        if not files:
+            return schema.empty_table().select(columns)
+        ts = ds.field(INDEX_NAME)
+        conditions = []
+        if start is not None:
+            conditions.append(
+                ts >= pa.scalar(start.as_unit("ns"), type=schema.field(INDEX_NAME).type)
+            )
+        if end is not None:
+            conditions.append(ts < pa.scalar(end.as_unit("ns"), type=schema.field(INDEX_NAME).type))
+        expr = None
+        for c in conditions:
+            expr = c if expr is None else expr & c
+        try:
+            dataset = ds.dataset(files, schema=schema, format="parquet")
+            return dataset.to_table(columns=columns, filter=expr)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataValidationError(
+                f"cannot read {key} ({_first_line(exc)}): run the store check (verify) to find "
+                "the damaged day file, delete it and re-fetch that day"
+            ) from exc
+
+    def _columns(self, key: SeriesKey, files: list[Path]) -> list[str]:
+        """Value columns of a series: from the manifest, else from the files' footers."""
+        manifest = self._read_manifest(key)
+        if manifest is not None and manifest.columns:
+            return manifest.columns
+        names: list[str] = []
+        for path in files:
+            try:
+                names.extend(pq.read_schema(path).names)
+            except (pa.ArrowException, OSError) as exc:
+                raise DataValidationError(
+                    f"stored file {path} is damaged ({_first_line(exc)}): delete it and re-fetch that day"
+                ) from exc
+        return _ordered([n for n in names if n != INDEX_NAME])
+
+    def _read_manifest(self, key: SeriesKey) -> Manifest | None:
+        path = self._dir(key) / MANIFEST_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return Manifest.from_json(text, where=str(path))
+
+    def _write_manifest(self, folder: Path, manifest: Manifest) -> None:
+        with _atomic_file(folder / MANIFEST_NAME) as fh:
+            fh.write(manifest.to_json().encode("utf-8"))
+
+    @contextmanager
+    def _lock(self, key: SeriesKey, folder: Path) -> Iterator[None]:
+        """One writer per series at a time, across processes."""
+        try:
+            with FileLock(str(folder / _LOCK_NAME), timeout=_LOCK_TIMEOUT_S):
+                yield
+        except Timeout as exc:
+            raise CryptoaiError(
+                f"{key} is being written by another process (no lock in {_LOCK_TIMEOUT_S}s):"
+                " wait for it to finish, then re-run"
+            ) from exc
+
+    def _series_dirs(self) -> Iterator[tuple[SeriesKey, Path]]:
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.glob("*/*/*")):
+            if not folder.is_dir():
+                continue
+            exchange, sym, tf = folder.relative_to(self.root).parts
+            try:
+                key = self.key(exchange, from_path(sym), tf)
+            except BadInputError:
+                log.warning("ignoring %s: not a store series folder", folder)
+                continue
+            yield key, folder
+
+    def _not_stored(self, key: SeriesKey) -> str:
+        have = [str(k) for k in self.series()]
+        listed = ", ".join(have[:12]) + (f" (+{len(have) - 12} more)" if len(have) > 12 else "")
+        return (
+            f"no candles stored for {key} under {self.root}: "
+            + (f"stored series are {listed}; " if have else "the store is empty; ")
+            + f"fetch it first, e.g. cryptoai fetch --symbol {key.symbol} --timeframe {key.timeframe}"
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _checked_frame(frame: pd.DataFrame, key: SeriesKey) -> pd.DataFrame:
+    """Contract-shaped copy of a frame to store; bad shapes are refused, not guessed at."""
+    if not isinstance(frame, pd.DataFrame):
+        raise BadInputError(
+            f"can only store a DataFrame of candles for {key}, got {type(frame).__name__}"
+        )
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise BadInputError(
+            f"candles for {key} must be indexed by their UTC open time (a DatetimeIndex named"
+            f" timestamp), got {type(frame.index).__name__}: set_index the time column first"
+        )
+    if frame.index.hasnans:
+        raise BadInputError(
+            f"candles for {key} have missing timestamps (NaT): drop those rows first"
+        )
+    absent = [c for c in OHLCV_COLUMNS if c not in frame.columns]
+    if absent:
+        raise BadInputError(
+            f"candles for {key} lack column(s) {', '.join(absent)}: the store needs {', '.join(OHLCV_COLUMNS)}"
+        )
+    bad = [
+        str(c)
+        for c in frame.columns
+        if not pd.api.types.is_numeric_dtype(frame[c]) or str(c) == INDEX_NAME
+    ]
+    if bad:
+        raise BadInputError(
+            f"candles for {key} have non-numeric column(s) {', '.join(bad)}: drop or convert them"
+        )
+    out = normalize(frame)
+    return out.astype("float64")
+
+
+def _ordered(columns: Sequence[str]) -> list[str]:
+    """Contract order: OHLCV, known extras, then any others alphabetically."""
+    seen = set(columns)
+    known = [c for c in (*OHLCV_COLUMNS, *EXTRA_COLUMNS) if c in seen]
+    return known + sorted(seen - set(known))
+
+
+def _schema(columns: Sequence[str]) -> pa.Schema:
+    fields = [pa.field(INDEX_NAME, pa.timestamp("ns", tz="UTC"), nullable=False)]
+    return pa.schema(fields + [pa.field(c, pa.float64()) for c in columns])
+
+
+def _to_table(frame: pd.DataFrame) -> pa.Table:
+    flat = frame.reset_index()
+    return pa.Table.from_pandas(
+        flat, schema=_schema(list(frame.columns)), preserve_index=False
+    ).replace_schema_metadata(None)
+
+
+def _read_day(path: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataValidationError(
+            f"stored file {path} is damaged ({_first_line(exc)}): delete it and re-fetch that day"
+        ) from exc
+    return table.to_pandas().set_index(INDEX_NAME)
+
+
+def _entry_for(path: Path, frame: pd.DataFrame) -> FileEntry:
+    with path.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return FileEntry(
+        sha256=digest,
+        rows=len(frame),
+        first=frame.index[0],
+        last=frame.index[-1],
+        size=path.stat().st_size,
+    )
+
+
+def _adopt_unlisted(manifest: Manifest, folder: Path) -> bool:
+    """Enter readable day files the manifest lacks (a write cut off before its manifest)."""
+    adopted = False
+    for _, path in _day_files(folder):
+        if path.name in manifest.files:
+            continue
+        try:
+            frame = _read_day(path)
+        except DataValidationError:
+            continue  # left for verify() to report
+        if not frame.empty:
+            manifest.files[path.name] = _entry_for(path, frame)
+            manifest.columns = _ordered([*manifest.columns, *frame.columns])
+            adopted = True
+    return adopted
+
+
+def _day_files(folder: Path) -> list[tuple[pd.Timestamp, Path]]:
+    """Day files of a series folder, by day; other files are ignored."""
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    days = []
+    for name in names:
+        m = _DAY_FILE.match(name)
+        if m:
+            with suppress(ValueError):
+                days.append((pd.Timestamp(m.group(1), tz="UTC"), folder / name))
+    return sorted(days)
+
+
+def _day_of(name: str) -> pd.Timestamp:
+    return pd.Timestamp(name.removesuffix(".parquet"), tz="UTC")
+
+
+def _bounds(
+    start: TimeLike | None, end: TimeLike | None
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    if start is not None and end is not None:
+        return parse_range(start, end)
+    s = parse_utc(start, "start") if start is not None else None
+    e = parse_utc(end, "end") if end is not None else None
+    return s, e
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """Write through a temp file in the same folder, then ``os.replace`` it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _verify_series(key: SeriesKey, folder: Path) -> list[str]:
+    problems: list[str] = []
+    try:
+        text = (folder / MANIFEST_NAME).read_text(encoding="utf-8")
+        manifest: Manifest | None = Manifest.from_json(text, where=str(folder / MANIFEST_NAME))
+    except FileNotFoundError:
+        manifest = None
+    except DataValidationError as exc:
+        return [str(exc)]
+    listed = manifest.files if manifest else {}
+    on_disk = {p.name: p for _, p in _day_files(folder)}
+    for name in sorted(set(listed) - set(on_disk)):
+        problems.append(
+            f"{folder / name}: listed in the manifest but missing: re-fetch that day of {key}"
+        )
+    for name, path in sorted(on_disk.items()):
+        entry = listed.get(name)
+        if entry is None:
+            problems.append(
+                f"{path}: not in the manifest (no checksum recorded): re-fetch that day of {key}"
+            )
+        else:
+            with path.open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            if digest != entry.sha256:
+                problems.append(
+                    f"{path}: checksum mismatch (file changed or damaged since it was written):"
+                    " delete it and re-fetch that day"
+                )
+                continue
+        try:
+            rows = pq.read_table(path).num_rows
+        except (pa.ArrowException, OSError) as exc:
+            problems.append(
+                f"{path}: unreadable ({_first_line(exc)}): delete it and re-fetch that day"
+            )
+            continue
+        if entry is not None and rows != entry.rows:
+            problems.append(
+                f"{path}: {rows} rows but the manifest says {entry.rows}: re-fetch that day"
+            )
+    for path in sorted(folder.glob(f".*{_TMP_SUFFIX}")):
+        problems.append(f"{path}: temp file left by an interrupted write: delete it")
+    for path in sorted(folder.glob("*.parquet")):
+        if path.name not in on_disk:
+            problems.append(
+                f"{path}: not a day file (expected YYYY-MM-DD.parquet): move it out of the store"
+            )
+    return problems
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

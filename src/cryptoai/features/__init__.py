@@ -1,0 +1,26 @@
+"""Features: indicators (with `ta` semantics), engineered features, YAML specs, a cache and
+feature selection. Names are imported on first use, so importing the package stays cheap."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "build_features": "cryptoai.features.engineering",
+    "cached_features": "cryptoai.features.cache",
+    "FeatureItem": "cryptoai.features.spec",
+    "FeatureSpec": "cryptoai.features.spec",
+    "load_feature_spec": "cryptoai.features.spec",
+    "known_features": "cryptoai.features.registry",
+    "correlation_prune": "cryptoai.features.selection",
+    "importance_prune": "cryptoai.features.selection",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,248 @@
+"""Every feature a spec can name: its parameters, its output columns and how to compute it.
+
+Column names are stable and carry the parameters, so a model trained on ``rsi_14`` finds the
+same column tomorrow:
+
+=================  ==========================  ==================================================
+feature            parameters (defaults)       columns
+=================  ==========================  ==================================================
+sma                window=20, relative=False   sma_20 | sma_20_rel (close / sma - 1)
+ema                window=20, relative=False   ema_20 | ema_20_rel (close / ema - 1)
+rsi                window=14                   rsi_14
+macd               fast=12, slow=26, signal=9, macd_12_26_9, macd_signal_12_26_9,
+                   relative=False              macd_diff_12_26_9 (``_rel``: divided by close)
+bollinger          window=20, dev=2            bb_mavg_20_2, bb_hband_20_2, bb_lband_20_2,
+                                               bb_pband_20_2 (%B), bb_wband_20_2 (width, %)
+atr                window=14, relative=False   atr_14 | atr_14_rel (atr / close)
+obv                -                           obv
+returns            period=1                    ret_1 (simple return)
+log_returns        period=1                    ret_log_1
+volatility         window=20                   volatility_20 (std of 1-bar log returns)
+momentum           window=10                   mom_10 (log return / expected volatility)
+volume_zscore      window=20                   volume_z_20
+amihud             window=20                   amihud_20 (|return| per quote volume)
+taker_imbalance    window=20                   taker_imb_20 (needs column taker_buy_base)
+=================  ==========================  ==================================================
+
+A feature whose input column is missing from the data (``taker_imbalance`` without
+``taker_buy_base``) raises a BadInputError rather than being skipped, so a model never
+silently sees different columns on different data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cryptoai.features import derived, indicators
+
+
+class Params(BaseModel):
+    """Base of the parameter models: unknown parameters are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    pass
+
+
+class Window(Params):
+    window: int = Field(20, ge=1)
+
+
+class Window2(Params):
+    """Windows of a sample standard deviation need at least two bars."""
+
+    window: int = Field(20, ge=2)
+
+
+class Smoothing(Params):
+    window: int = Field(20, ge=1)
+    relative: bool = False
+
+
+class RSIParams(Params):
+    window: int = Field(14, ge=1)
+
+
+class ATRParams(Params):
+    window: int = Field(14, ge=1)
+    relative: bool = False
+
+
+class MACDParams(Params):
+    fast: int = Field(12, ge=1)
+    slow: int = Field(26, ge=2)
+    signal: int = Field(9, ge=1)
+    relative: bool = False
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> MACDParams:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be smaller than slow ({self.slow})")
+        return self
+
+
+class BollingerParams(Params):
+    window: int = Field(20, ge=2)
+    dev: float = Field(2.0, gt=0)
+
+
+class Period(Params):
+    period: int = Field(1, ge=1)
+
+
+class MomentumParams(Params):
+    window: int = Field(10, ge=2)
+
+
+Columns = Callable[[Params], list[str]]
+Compute = Callable[[pd.DataFrame, Params], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """A named feature: parameter model, output column names, computation, input columns."""
+
+    name: str
+    params: type[Params]
+    columns: Columns
+    compute: Compute
+    requires: tuple[str, ...] = ("close",)
+
+
+def _col(df: pd.DataFrame, name: str) -> np.ndarray:
+    return np.ascontiguousarray(df[name].to_numpy(dtype=np.float64))
+
+
+def _rel(values: np.ndarray, close: np.ndarray, ratio: bool) -> np.ndarray:
+    """``close / values - 1`` for averages (ratio) or ``values / close`` for spreads."""
+    if not ratio:
+        return values / close
+    out = close / values
+    out -= 1.0
+    return out
+
+
+def _smoothing(name: str, fn: Callable[[pd.Series, int], pd.Series]) -> FeatureDef:
+    def columns(p: Smoothing) -> list[str]:
+        return [f"{name}_{p.window}" + ("_rel" if p.relative else "")]
+
+    def compute(df: pd.DataFrame, p: Smoothing) -> list[np.ndarray]:
+        values = fn(df["close"], p.window).to_numpy()
+        return [_rel(values, _col(df, "close"), True) if p.relative else values]
+
+    return FeatureDef(name, Smoothing, columns, compute)
+
+
+def _macd_columns(p: MACDParams) -> list[str]:
+    tag = f"{p.fast}_{p.slow}_{p.signal}" + ("_rel" if p.relative else "")
+    return [f"macd_{tag}", f"macd_signal_{tag}", f"macd_diff_{tag}"]
+
+
+def _macd(df: pd.DataFrame, p: MACDParams) -> list[np.ndarray]:
+    out = indicators.macd(df["close"], p.fast, p.slow, p.signal)
+    cols = [out[c].to_numpy() for c in ("macd", "signal", "diff")]
+    return [_rel(c, _col(df, "close"), False) for c in cols] if p.relative else cols
+
+
+def _bb_columns(p: BollingerParams) -> list[str]:
+    tag = f"{p.window}_{p.dev:g}"
+    return [f"bb_{band}_{tag}" for band in ("mavg", "hband", "lband", "pband", "wband")]
+
+
+def _bb(df: pd.DataFrame, p: BollingerParams) -> list[np.ndarray]:
+    out = indicators.bollinger(df["close"], p.window, p.dev)
+    return [out[c].to_numpy() for c in ("mavg", "hband", "lband", "pband", "wband")]
+
+
+def _atr(df: pd.DataFrame, p: ATRParams) -> list[np.ndarray]:
+    values = indicators.atr(df["high"], df["low"], df["close"], p.window).to_numpy()
+    return [_rel(values, _col(df, "close"), False) if p.relative else values]
+
+
+_DEFS = [
+    _smoothing("sma", indicators.sma),
+    _smoothing("ema", indicators.ema),
+    FeatureDef(
+        "rsi",
+        RSIParams,
+        lambda p: [f"rsi_{p.window}"],
+        lambda df, p: [indicators.rsi(df["close"], p.window).to_numpy()],
+    ),
+    FeatureDef("macd", MACDParams, _macd_columns, _macd),
+    FeatureDef("bollinger", BollingerParams, _bb_columns, _bb),
+    FeatureDef(
+        "atr",
+        ATRParams,
+        lambda p: [f"atr_{p.window}" + ("_rel" if p.relative else "")],
+        _atr,
+        ("high", "low", "close"),
+    ),
+    FeatureDef(
+        "obv",
+        NoParams,
+        lambda p: ["obv"],
+        lambda df, p: [indicators.obv(df["close"], df["volume"]).to_numpy()],
+        ("close", "volume"),
+    ),
+    FeatureDef(
+        "returns",
+        Period,
+        lambda p: [f"ret_{p.period}"],
+        lambda df, p: [derived.simple_returns(_col(df, "close"), p.period)],
+    ),
+    FeatureDef(
+        "log_returns",
+        Period,
+        lambda p: [f"ret_log_{p.period}"],
+        lambda df, p: [derived.log_returns(_col(df, "close"), p.period)],
+    ),
+    FeatureDef(
+        "volatility",
+        Window2,
+        lambda p: [f"volatility_{p.window}"],
+        lambda df, p: [derived.volatility(_col(df, "close"), p.window)],
+    ),
+    FeatureDef(
+        "momentum",
+        MomentumParams,
+        lambda p: [f"mom_{p.window}"],
+        lambda df, p: [derived.momentum(_col(df, "close"), p.window)],
+    ),
+    FeatureDef(
+        "volume_zscore",
+        Window2,
+        lambda p: [f"volume_z_{p.window}"],
+        lambda df, p: [derived.volume_zscore(_col(df, "volume"), p.window)],
+        ("volume",),
+    ),
+    FeatureDef(
+        "amihud",
+        Window,
+        lambda p: [f"amihud_{p.window}"],
+        lambda df, p: [derived.amihud(_col(df, "close"), _col(df, "volume"), p.window)],
+        ("close", "volume"),
+    ),
+    FeatureDef(
+        "taker_imbalance",
+        Window,
+        lambda p: [f"taker_imb_{p.window}"],
+        lambda df, p: [
+            derived.taker_imbalance(_col(df, "volume"), _col(df, "taker_buy_base"), p.window)
+        ],
+        ("volume", "taker_buy_base"),
+    ),
+]
+
+FEATURES: dict[str, FeatureDef] = {d.name: d for d in _DEFS}
+
+
+def known_features() -> list[str]:
+    """Names a feature spec may use, sorted."""
+    return sorted(FEATURES)

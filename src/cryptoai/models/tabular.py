@@ -1,0 +1,277 @@
+"""Tabular models: each bar's prediction uses that bar's feature row only.
+
+Thin wrappers over scikit-learn and xgboost that add the shared contract (NaN rows in,
+NaN predictions out; any label set, encoded for the library; feature names checked at
+predict time) and nothing else. The naive baselines live here too, so they run through
+exactly the same fold loop as the models they are compared with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cryptoai.models.base import (
+    BaseModel,
+    ClassifierModel,
+    RegressorModel,
+    as_features,
+    as_target,
+    encode_classes,
+    finite_rows,
+    require_rows,
+)
+
+
+class _Tabular(BaseModel):
+    """Shared fit/predict plumbing; subclasses build the library estimator."""
+
+    _min_classes = 2
+
+    def _build(self):
+        raise NotImplementedError
+
+    def _raw_importances(self) -> np.ndarray | None:
+        return getattr(self.estimator_, "feature_importances_", None)
+
+    def fit(self, X, y) -> _Tabular:
+        frame = as_features(X)
+        target = as_target(y, len(frame))
+        rows = finite_rows(frame) & np.isfinite(target)
+        require_rows(rows, type(self).__name__)
+        values = target[rows]
+        if self.task == "classification":
+            self.classes_, values = encode_classes(values, min_classes=self._min_classes)
+        self.feature_names_ = list(frame.columns)
+        self.n_features_in_ = len(self.feature_names_)
+        self.estimator_ = self._build().fit(frame.to_numpy()[rows], values)
+        return self
+
+    def _rows(self, X) -> tuple[np.ndarray, np.ndarray]:
+        frame = as_features(X, self.feature_names_)
+        ok = finite_rows(frame)
+        return frame.to_numpy()[ok], ok
+
+    def feature_importances(self) -> pd.Series | None:
+        raw = self._raw_importances()
+        return None if raw is None else pd.Series(np.asarray(raw, float), index=self.feature_names_)
+
+
+class _TabularClassifier(ClassifierModel, _Tabular):
+    def predict_proba(self, X) -> np.ndarray:
+        values, ok = self._rows(X)
+        out = np.full((ok.size, len(self.classes_)), np.nan)
+        if values.shape[0]:
+            out[ok] = self.estimator_.predict_proba(values)
+        return out
+
+
+class _TabularRegressor(RegressorModel, _Tabular):
+    def predict(self, X) -> np.ndarray:
+        values, ok = self._rows(X)
+        out = np.full(ok.size, np.nan)
+        if values.shape[0]:
+            out[ok] = self.estimator_.predict(values)
+        return out
+
+
+# -------------------------------------------------------------------------- linear
+class LogisticModel(_TabularClassifier):
+    """Logistic regression on standardized features (scaling is fitted on the training rows)."""
+
+    def __init__(
+        self, C: float = 1.0, class_weight=None, max_iter: int = 1000, random_state: int = 0
+    ):
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _build(self):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(
+            StandardScaler(),
+            LogisticRegression(
+                C=self.C,
+                class_weight=self.class_weight,
+                max_iter=self.max_iter,
+                random_state=self.random_state,
+            ),
+        )
+
+    def _raw_importances(self) -> np.ndarray:
+        """Mean absolute coefficient per standardized feature."""
+        return np.abs(self.estimator_[-1].coef_).mean(axis=0)
+
+
+class RidgeModel(_TabularRegressor):
+    """Ridge regression on standardized features: the linear model for return targets."""
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def _build(self):
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), Ridge(alpha=self.alpha))
+
+    def _raw_importances(self) -> np.ndarray:
+        return np.abs(np.ravel(self.estimator_[-1].coef_))
+
+
+# -------------------------------------------------------------------------- forests
+class _ForestParams:
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 1,
+        max_features: str | float | int | None = "sqrt",
+        n_jobs: int = 1,
+        random_state: int = 0,
+    ):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _forest_kwargs(self) -> dict:
+        return {
+            "n_estimators": self.n_estimators,
+            "max_depth": self.max_depth,
+            "min_samples_leaf": self.min_samples_leaf,
+            "max_features": self.max_features,
+            "n_jobs": self.n_jobs,
+            "random_state": self.random_state,
+        }
+
+
+class ForestClassifier(_ForestParams, _TabularClassifier):
+    """Random forest classifier (scikit-learn)."""
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 1,
+        max_features: str | float | int | None = "sqrt",
+        class_weight=None,
+        n_jobs: int = 1,
+        random_state: int = 0,
+    ):
+        super().__init__(
+            n_estimators, max_depth, min_samples_leaf, max_features, n_jobs, random_state
+        )
+        self.class_weight = class_weight
+
+    def _build(self):
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(class_weight=self.class_weight, **self._forest_kwargs())
+
+
+class ForestRegressor(_ForestParams, _TabularRegressor):
+    """Random forest regressor (scikit-learn)."""
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 1,
+        max_features: str | float | int | None = 1.0,
+        n_jobs: int = 1,
+        random_state: int = 0,
+    ):
+        super().__init__(
+            n_estimators, max_depth, min_samples_leaf, max_features, n_jobs, random_state
+        )
+
+    def _build(self):
+        from sklearn.ensemble import RandomForestRegressor
+
+        return RandomForestRegressor(**self._forest_kwargs())
+
+
+# -------------------------------------------------------------------------- xgboost
+class _BoostParams:
+    def __init__(
+        self,
+        n_estimators: int = 300,
+        max_depth: int = 4,
+        learning_rate: float = 0.05,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        min_child_weight: float = 1.0,
+        reg_lambda: float = 1.0,
+        n_jobs: int = 1,
+        random_state: int = 0,
+    ):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _boost_kwargs(self) -> dict:
+        return {
+            "n_estimators": self.n_estimators,
+            "max_depth": self.max_depth,
+            "learning_rate": self.learning_rate,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "reg_lambda": self.reg_lambda,
+            "n_jobs": self.n_jobs,
+            "random_state": self.random_state,
+            "tree_method": "hist",
+        }
+
+
+class BoostedClassifier(_BoostParams, _TabularClassifier):
+    """Gradient-boosted trees classifier (xgboost); labels are encoded to 0..K-1 for it."""
+
+    def _build(self):
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(**self._boost_kwargs())
+
+
+class BoostedRegressor(_BoostParams, _TabularRegressor):
+    """Gradient-boosted trees regressor (xgboost, squared error)."""
+
+    def _build(self):
+        from xgboost import XGBRegressor
+
+        return XGBRegressor(**self._boost_kwargs())
+
+
+# ------------------------------------------------------------------------ baselines
+class BaselineClassifier(_TabularClassifier):
+    """Naive classifier: the training fold's class frequencies; predicts its majority class."""
+
+    _min_classes = 1
+
+    def _build(self):
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="prior")
+
+
+class BaselineRegressor(_TabularRegressor):
+    """Naive forecast of a zero return for every bar (a random walk's best guess)."""
+
+    def _build(self):
+        from sklearn.dummy import DummyRegressor
+
+        return DummyRegressor(strategy="constant", constant=0.0)

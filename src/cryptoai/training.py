@@ -1,0 +1,503 @@
+"""Config-driven training: data -> features -> target -> walk-forward folds -> metrics -> MLflow.
+
+``train("configs/models/xgboost.yaml")`` runs one model through purged walk-forward
+validation beside the naive baseline, fits the final model on all labelled bars, and
+records everything in an MLflow run: the config, seeds, data fingerprint, per-fold and
+aggregate metrics (the baseline's under ``baseline.``), plots, the stitched out-of-sample
+predictions (``predictions/oos.parquet``) and the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cryptoai.config import load_config, validate_config
+from cryptoai.errors import BadInputError, ConfigError
+from cryptoai.labels import TargetConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FEATURES = "configs/features/default.yaml"
+HEADLINE = {
+    "classification": [
+        "accuracy",
+        "balanced_accuracy",
+        "roc_auc",
+        "log_loss",
+        "f1",
+        "ic",
+        "hit_rate",
+    ],
+    "regression": ["mse", "mae", "ic", "hit_rate"],
+}
+
+
+# -------------------------------------------------------------------------- config
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the candles come from: the raw store (``source`` names its exchange folder;
+    ``synthetic`` is generated offline on demand) or a CSV/Parquet ``file``."""
+
+    source: str = "synthetic"
+    exchange: str | None = None
+    symbol: str = "BTC/USDT"
+    timeframe: str = "1h"
+    start: str | None = None
+    end: str | None = None
+    file: str | None = None
+    store_root: str = "data/raw"
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _dates_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted 2023-01-01 as a date; keep it as the text it was."""
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+
+class ModelConfig(_Strict):
+    """Model name (see ``cryptoai.models.available_models``), its parameters, and the
+    parameters that replace them in smoke mode (e.g. one epoch, tiny networks)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    smoke_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ValidationConfig(_Strict):
+    """Walk-forward layout; ``purge`` defaults to the target horizon and may not be less."""
+
+    scheme: Literal["expanding", "rolling"] = "expanding"
+    n_splits: int = Field(5, ge=1)
+    test_size: int | None = Field(None, ge=1)
+    train_size: int | None = Field(None, ge=1)
+    purge: int | None = Field(None, ge=0)
+    embargo: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _train_size_matches_scheme(self) -> ValidationConfig:
+        if self.scheme == "rolling" and self.train_size is None:
+            raise ValueError("scheme 'rolling' needs train_size (bars in each training window)")
+        if self.scheme == "expanding" and self.train_size is not None:
+            raise ValueError(
+                "train_size applies to scheme 'rolling' only: drop it or switch scheme"
+            )
+        return self
+
+
+class TrackingConfig(_Strict):
+    """MLflow experiment and the run's template fields (missing ones are filled in)."""
+
+    experiment: str = "cryptoai-models"
+    template: dict[str, Any] = Field(default_factory=dict)
+    log_model: bool = True
+    registered_name: str | None = None
+
+
+class TrainConfig(_Strict):
+    """One training run, as written in ``configs/models/NAME.yaml``."""
+
+    name: str
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: str = DEFAULT_FEATURES
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    model: ModelConfig
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    seed: int = 42
+    fit_final: bool = True
+    output_dir: str = "experiments/runs"
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    smoke: bool = False
+    smoke_bars: int = Field(600, ge=50)
+
+    @property
+    def task(self) -> str:
+        return "regression" if self.target.kind == "forward_return" else "classification"
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training config (errors name the file and the field)."""
+    return load_config(path, TrainConfig)
+
+
+def smoke_config(cfg: TrainConfig) -> TrainConfig:
+    """The same run, shrunk to run in seconds: smoke model parameters and two folds."""
+    data = cfg.model_dump()
+    data["smoke"] = True
+    data["model"]["params"] = {**cfg.model.params, **cfg.model.smoke_params}
+    val = data["validation"]
+    val["n_splits"] = min(cfg.validation.n_splits, 2)
+    val["test_size"] = None
+    if val["train_size"] is not None:
+        val["train_size"] = min(val["train_size"], cfg.smoke_bars // 3)
+    return TrainConfig.model_validate(data)
+
+
+# -------------------------------------------------------------------------- result
+@dataclass
+class TrainResult:
+    """Everything a training run produced; ``predictions`` is what the backtester reads."""
+
+    config: TrainConfig
+    task: str
+    folds: pd.DataFrame
+    per_fold: list[dict[str, float]]
+    aggregate: dict[str, float]
+    baseline_per_fold: list[dict[str, float]]
+    baseline_aggregate: dict[str, float]
+    predictions: pd.DataFrame
+    baseline_predictions: pd.DataFrame
+    model: Any = None
+    run_id: str | None = None
+    data_fingerprint: str = ""
+    seeds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def signal(self) -> pd.Series:
+        """Out-of-sample trading signal per test bar (expected direction or predicted return)."""
+        return self.predictions["score"]
+
+    def summary(self, metrics: list[str] | None = None) -> pd.DataFrame:
+        """Metrics (rows) per fold, their mean, all test bars pooled, and the baseline pooled."""
+        names = metrics or [m for m in HEADLINE[self.task] if m in self.aggregate]
+        cols = {f"fold {i}": [f.get(m, np.nan) for m in names] for i, f in enumerate(self.per_fold)}
+        cols["mean"] = [self.aggregate.get(f"{m}_mean", np.nan) for m in names]
+        cols["all"] = [self.aggregate.get(m, np.nan) for m in names]
+        cols["baseline"] = [self.baseline_aggregate.get(m, np.nan) for m in names]
+        return pd.DataFrame(cols, index=pd.Index(names, name="metric"))
+
+
+# ---------------------------------------------------------------------- pipeline
+def train(
+    config: str | Path | TrainConfig | dict,
+    *,
+    tracking: bool = True,
+    smoke: bool | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Run one training config end to end (see the module docstring)."""
+    from cryptoai.fingerprint import frame_fingerprint
+    from cryptoai.seeds import seed_everything
+
+    cfg, config_file = _resolve_config(config)
+    if smoke or (smoke is None and cfg.smoke):
+        cfg = smoke_config(cfg)
+    seeds = seed_everything(cfg.seed)
+    ohlcv = load_training_data(cfg.data)
+    if cfg.smoke:
+        ohlcv = ohlcv.iloc[-cfg.smoke_bars :]
+    X, y, forward = build_dataset(ohlcv, cfg, config_file)
+    fingerprint = frame_fingerprint(ohlcv)
+    seeds["model"] = cfg.seed
+    # A bad model name, parameter or fold layout fails here, before any run is recorded.
+    splits = plan_splits(cfg, len(X))
+    model = build_model(cfg)
+    if not tracking:
+        result = _fit_and_evaluate(cfg, model, X, y, forward, splits, _run_dir(cfg, None), progress)
+        result.data_fingerprint, result.seeds = fingerprint, seeds
+        return result
+
+    from cryptoai import tracking as tr
+
+    template = _template(cfg, config_file, ohlcv)
+    with tr.tracked_run(
+        cfg.tracking.experiment,
+        template,
+        config=cfg,
+        seeds=seeds,
+        data_fingerprint=fingerprint,
+        tags={"task": cfg.task, "model.name": cfg.model.name, "smoke": str(cfg.smoke).lower()},
+    ) as run:
+        run_id = run.info.run_id
+        result = _fit_and_evaluate(
+            cfg, model, X, y, forward, splits, _run_dir(cfg, run_id), progress
+        )
+        result.data_fingerprint, result.seeds, result.run_id = fingerprint, seeds, run_id
+        _log_result(result, cfg)
+    return result
+
+
+def _resolve_config(config) -> tuple[TrainConfig, str]:
+    if isinstance(config, TrainConfig):
+        return config, f"<{config.name}>"
+    if isinstance(config, dict):
+        return validate_config(config, TrainConfig), "<dict>"
+    return load_train_config(config), str(config)
+
+
+def load_training_data(data: DataConfig) -> pd.DataFrame:
+    """The OHLCV frame a config names; synthetic candles missing from the store are generated."""
+    from cryptoai.data.loading import load_frame
+
+    if data.file:
+        return load_frame(data.file, data.start, data.end)
+    source = data.source.strip().lower()
+    exchange = data.exchange or source
+    symbol = data.symbol
+    if source == "synthetic":
+        from cryptoai.data.fetch import fetch_to_store
+        from cryptoai.data.sources.synthetic import SyntheticSource
+        from cryptoai.data.store import RawStore
+
+        if data.start is None:
+            raise ConfigError(
+                "data.start is required for the synthetic source: give a first bar date"
+            )
+        src = SyntheticSource()
+        fetch_to_store(
+            src,
+            RawStore(data.store_root),
+            symbol,
+            data.timeframe,
+            data.start,
+            data.end,
+            progress=False,
+        )
+        exchange, symbol = src.exchange, src.resolve_symbol(symbol)
+    return load_frame(
+        f"{exchange}/{symbol}/{data.timeframe}", data.start, data.end, store_root=data.store_root
+    )
+
+
+def build_dataset(
+    ohlcv: pd.DataFrame, cfg: TrainConfig, config_file: str | Path | None = None
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Features, target and realised forward log-return, trimmed to the usable span.
+
+    Leading warm-up rows (incomplete features) and trailing rows without a label are cut;
+    rows inside stay, labelled or not, so each row is one bar and ``purge`` counts bars.
+    """
+    from cryptoai.features.engineering import build_features
+    from cryptoai.features.spec import load_feature_spec
+    from cryptoai.labels import forward_log_return, make_target, target_horizon
+
+    spec = load_feature_spec(_find_file(cfg.features, config_file, "features spec"))
+    X = build_features(ohlcv, spec)
+    y = make_target(ohlcv, cfg.target).rename("target")
+    forward = forward_log_return(ohlcv["close"], target_horizon(cfg.target)).rename(
+        "forward_return"
+    )
+    complete = np.flatnonzero(np.isfinite(X.to_numpy()).all(axis=1))
+    labelled = np.flatnonzero(np.isfinite(y.to_numpy()))
+    if complete.size == 0 or labelled.size == 0 or labelled[-1] < complete[0]:
+        raise BadInputError(
+            f"no bar has both complete features and a label in {len(ohlcv)} bars: "
+            "load more history (longer than the longest feature window plus the horizon)"
+        )
+    span = slice(complete[0], labelled[-1] + 1)
+    return X.iloc[span], y.iloc[span], forward.iloc[span]
+
+
+def _find_file(path: str, config_file: str | Path | None, what: str) -> Path:
+    """A path as given (relative to the working directory) or relative to the config's folder."""
+    candidates = [Path(path)]
+    if config_file and not str(config_file).startswith("<"):
+        base = Path(config_file).resolve().parent
+        candidates += [base / path, *(p / path for p in base.parents)]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(f"{what} {path} not found: give a path relative to the repository root")
+
+
+def _run_dir(cfg: TrainConfig, run_id: str | None) -> Path:
+    stamp = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    return Path(cfg.output_dir) / cfg.name / stamp
+
+
+def plan_splits(cfg: TrainConfig, n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The walk-forward splits a config asks for; ``purge`` defaults to the target horizon."""
+    from cryptoai.labels import target_horizon
+    from cryptoai.validation import walk_forward_splits
+
+    horizon = target_horizon(cfg.target)
+    v = cfg.validation
+    purge = horizon if v.purge is None else v.purge
+    if purge < horizon:
+        raise ConfigError(
+            f"validation.purge ({purge}) is less than the target horizon ({horizon}): training"
+            " labels would overlap test bars; set purge >= horizon or leave it out"
+        )
+    splits = walk_forward_splits(
+        n_rows,
+        n_splits=v.n_splits,
+        test_size=v.test_size,
+        train_size=v.train_size if v.scheme == "rolling" else None,
+        purge=purge,
+        embargo=v.embargo,
+    )
+    log.info(
+        "%s: %d folds over %d bars (%s, purge %d, embargo %d)",
+        cfg.name,
+        len(splits),
+        n_rows,
+        v.scheme,
+        purge,
+        v.embargo,
+    )
+    return splits
+
+
+def build_model(cfg: TrainConfig):
+    """The configured model, seeded with the run's seed unless its params set ``random_state``."""
+    from cryptoai.models import make_model
+
+    model = make_model(cfg.model.name, cfg.task, **cfg.model.params)
+    if "random_state" in model.get_params() and "random_state" not in cfg.model.params:
+        model.set_params(random_state=cfg.seed)
+    return model
+
+
+def _fit_and_evaluate(
+    cfg: TrainConfig,
+    model,
+    X: pd.DataFrame,
+    y: pd.Series,
+    forward: pd.Series,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    run_dir: Path,
+    progress: bool,
+) -> TrainResult:
+    from cryptoai.models import is_sequence_model, make_model
+    from cryptoai.validation import aggregate_metrics, evaluate_predictions, walk_forward_predict
+
+    task = cfg.task
+    fold_params = None
+    if is_sequence_model(cfg.model.name):
+
+        def fold_params(k: int) -> dict:
+            return {"checkpoint_dir": str(run_dir / "checkpoints" / f"fold{k}")}
+
+    oos, _ = walk_forward_predict(
+        model, X, y, splits, fold_params=fold_params, desc=cfg.model.name, progress=progress
+    )
+    base_oos, _ = walk_forward_predict(
+        make_model("baseline", task), X, y, splits, desc="baseline", progress=False
+    )
+    oos["forward_return"] = forward.reindex(oos.index)
+    base_oos["forward_return"] = forward.reindex(base_oos.index)
+
+    def score(frame: pd.DataFrame) -> tuple[list[dict], dict]:
+        per = [
+            evaluate_predictions(frame[frame["fold"] == k], task, forward)
+            for k in range(len(splits))
+        ]
+        return per, {**evaluate_predictions(frame, task, forward), **aggregate_metrics(per)}
+
+    per_fold, aggregate = score(oos)
+    base_per_fold, base_aggregate = score(base_oos)
+
+    final = None
+    if cfg.fit_final:
+        from sklearn.base import clone
+
+        final = clone(model)
+        if fold_params is not None:
+            final.set_params(checkpoint_dir=str(run_dir / "checkpoints" / "final"))
+        final.fit(X, y)
+    folds = pd.DataFrame(
+        [
+            {
+                "fold": k,
+                "train_start": X.index[tr[0]],
+                "train_end": X.index[tr[-1]],
+                "test_start": X.index[te[0]],
+                "test_end": X.index[te[-1]],
+                "n_train": len(tr),
+                "n_test": len(te),
+            }
+            for k, (tr, te) in enumerate(splits)
+        ]
+    ).set_index("fold")
+    result = TrainResult(
+        config=cfg,
+        task=task,
+        folds=folds,
+        per_fold=per_fold,
+        aggregate=aggregate,
+        baseline_per_fold=base_per_fold,
+        baseline_aggregate=base_aggregate,
+        predictions=oos,
+        baseline_predictions=base_oos,
+        model=final,
+    )
+    return result
+
+
+def _template(cfg: TrainConfig, config_file: str, ohlcv: pd.DataFrame) -> dict[str, Any]:
+    d = cfg.data
+    span = f"{ohlcv.index[0]:%Y-%m-%d}..{ohlcv.index[-1]:%Y-%m-%d}"
+    where = d.file or f"{d.exchange or d.source} {d.symbol} {d.timeframe}"
+    t = cfg.target
+    defaults = {
+        "experiment_id": f"train-{cfg.name}",
+        "owner": _user(),
+        "date": dt.date.today().isoformat(),
+        "objective": f"walk-forward {cfg.model.name} on a {t.kind} target, horizon {t.horizon}",
+        "dataset": f"{where} {span}",
+        "config_file": config_file,
+        "model": f"{cfg.model.name} ({cfg.task}), {t.kind} h={t.horizon}",
+        "metrics": HEADLINE[cfg.task],
+    }
+    return {**defaults, **cfg.tracking.template}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _log_result(res: TrainResult, cfg: TrainConfig) -> None:
+    """Metrics, baseline, predictions, plots and model into the active MLflow run."""
+    from cryptoai import tracking as tr
+
+    tr.log_fold_metrics(res.per_fold, res.aggregate)
+    tr.log_fold_metrics(res.baseline_per_fold, res.baseline_aggregate, prefix="baseline")
+    tr.log_dataframe(res.predictions, "predictions/oos.parquet")
+    tr.log_dataframe(res.baseline_predictions, "predictions/baseline_oos.parquet")
+    tr.log_dataframe(res.folds, "predictions/folds.csv")
+    tr.log_text(res.summary().to_string(float_format="%.4f"), "summary.txt")
+    for name, fig in _plots(res):
+        tr.log_figure(fig, f"plots/{name}.png")
+    if res.model is not None and cfg.tracking.log_model:
+        tr.log_model(res.model, "model", registered_name=cfg.tracking.registered_name)
+        ckpt = getattr(res.model, "checkpoint_path_", None)
+        if ckpt:
+            import mlflow
+
+            mlflow.log_artifact(ckpt, "checkpoints")
+
+
+def _plots(res: TrainResult) -> list[tuple[str, Any]]:
+    from cryptoai.tracking_plots import (
+        plot_calibration,
+        plot_confusion_matrix,
+        plot_feature_importance,
+    )
+    from cryptoai.validation import proba_columns
+
+    figs = []
+    imp = res.model.feature_importances() if res.model is not None else None
+    if imp is not None:
+        figs.append(("feature_importance", plot_feature_importance(imp.index, imp.to_numpy())))
+    if res.task == "classification":
+        p = res.predictions.dropna(subset=["pred", "y_true"])
+        if len(p):
+            figs.append(("confusion_matrix", plot_confusion_matrix(p["y_true"], p["pred"])))
+            cols, classes = proba_columns(p)
+            if sorted(classes) == [0.0, 1.0] and p["y_true"].nunique() == 2:
+                figs.append(("calibration", plot_calibration(p["y_true"], p["proba_1"])))
+    return figs
