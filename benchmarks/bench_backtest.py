@@ -203,7 +203,12 @@ def backtesting_run(data: pd.DataFrame, signal: np.ndarray):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bt = FractionalBacktest(
-            frame, EmaCross, cash=CASH, commission=FEE, fractional_unit=BT_UNIT, finalize_trades=False
+            frame,
+            EmaCross,
+            cash=CASH,
+            commission=FEE,
+            fractional_unit=BT_UNIT,
+            finalize_trades=False,
         )
         return bt.run()
 
@@ -510,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     compare_sweep(report, sweep_bars, 1 if args.quick else 3)
 
     OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
-    OUT_JSON.write_text(json.dumps({"machine": report.machine, "rows": report.rows}, indent=2, default=str))
+    OUT_JSON.write_text(
+        json.dumps({"machine": report.machine, "rows": report.rows}, indent=2, default=str)
+    )
     args.out.write_text(render(report))
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     for problem in report.problems:

@@ -64,6 +64,16 @@ def random_walk(n: int, seed: int = 7) -> pd.DataFrame:
     )
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def best_of(fns: list[Callable[[], object]], repeat: int) -> list[float]:
     """Best wall time of each function, run in turn ``repeat`` times so that both sides of a
     comparison see the same machine load."""
@@ -149,13 +159,16 @@ def run(bars: int, repeat: int) -> str:
     ta_vec, ta_atr = ta_indicators(df, atr_bars=min(bars, 20_000))
     rows.append(("indicators (10 specs, 16 columns)", ours_ind, talib_ind))
     rows.append((f"default set ({len(default.columns())} columns)", ours_all, talib_all))
+    import numba
+    import talib
+
     lines = [
         "## Features",
         "",
-        f"`benchmarks/bench_features.py`: {bars:,} one-minute bars, best of {repeat}, "
-        f"one core ({platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}, pandas {pd.__version__}). Ratio = cryptoai / TA-Lib; "
-        "target <= 3.",
+        f"`benchmarks/bench_features.py`: {bars:,} one-minute bars, best of {repeat} runs taken "
+        f"in turn with TA-Lib, one thread ({cpu_name()}; Python {platform.python_version()}, "
+        f"pandas {pd.__version__}, numba {numba.__version__}, TA-Lib {talib.__version__}). "
+        "Ratio = cryptoai / TA-Lib; the target is <= 3.",
         "",
         "| workload | cryptoai (ms) | TA-Lib (ms) | ratio |",
         "|---|---:|---:|---:|",
@@ -178,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "docs/performance_features.md")
     args = parser.parse_args(argv)
+    try:
+        import talib  # noqa: F401
+    except ImportError:
+        print("TA-Lib is missing: pip install ta-lib (a binary wheel), then re-run")
+        return 1
     text = run(args.bars, args.repeat)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -24,7 +24,9 @@ EPOCH_S = [1704067200, 1704070800, 1704074400]
 
 @pytest.fixture
 def expected() -> pd.DataFrame:
-    idx = pd.DatetimeIndex(pd.to_datetime(EPOCH_S, unit="s", utc=True), name="timestamp")
+    idx = pd.DatetimeIndex(pd.to_datetime(EPOCH_S, unit="s", utc=True), name="timestamp").as_unit(
+        "ns"
+    )
     cols = ["open", "high", "low", "close", "volume", "quote_volume", "trades"]
     return pd.DataFrame(ROWS, index=idx, columns=cols).astype("float64")
 
@@ -93,7 +95,7 @@ def test_headerless_exchange_dump_in_microseconds_gzipped(tmp_path, expected):
 def test_parquet_with_index_or_column(tmp_path, expected):
     indexed = tmp_path / "indexed.parquet"
     expected.tz_convert("Asia/Tokyo").to_parquet(indexed)
-    pd.testing.assert_frame_equal(read_ohlcv_file(indexed), expected, check_index_type=False)
+    pd.testing.assert_frame_equal(read_ohlcv_file(indexed), expected)
     as_column = tmp_path / "column.parquet"
     raw = expected.reset_index(drop=True).rename(columns={"open": "Open"})
     raw.insert(0, "open_time", [t * 1000 for t in EPOCH_S])
@@ -142,7 +144,9 @@ GOOD_3 = "2024-01-01T02:00:00Z,1.8,2.1,1.7,2.0,7\n"
         ("candles.xlsx", "x", ["unsupported file type", ".csv"]),
     ],
 )  # fmt: skip
-def test_malformed_files_give_one_line_errors_naming_file_and_fix(tmp_path, filename, text, needles):
+def test_malformed_files_give_one_line_errors_naming_file_and_fix(
+    tmp_path, filename, text, needles
+):
     path = tmp_path / filename
     path.write_text(text)
     with pytest.raises(BadInputError) as info:
@@ -231,5 +235,7 @@ def test_csv_source_checks_the_symbol_a_file_names(tmp_path, expected):
     src = CsvSource(path)
     with pytest.raises(BadInputError, match="holds ETH/USDT, not BTC/USDT"):
         list(src.fetch("BTC/USDT", "1h", expected.index[0], expected.index[-1]))
-    got = pd.concat(list(src.fetch("ETH/USDT", "1h", expected.index[0], pd.Timestamp("2030-01-01"))))
+    got = pd.concat(
+        list(src.fetch("ETH/USDT", "1h", expected.index[0], pd.Timestamp("2030-01-01")))
+    )
     np.testing.assert_array_equal(got["close"], expected["close"])

@@ -18,7 +18,13 @@ def candles(n: int = 400, seed: int = 1) -> pd.DataFrame:
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     index = pd.date_range("2024-01-01", periods=n, freq="15min", tz="UTC", name="timestamp")
     return pd.DataFrame(
-        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0 + rng.random(n)},
+        {
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": 1.0 + rng.random(n),
+        },
         index=index,
     )
 

@@ -55,7 +55,11 @@ def test_every_registered_feature_has_no_lookahead(ohlcv):
         assert part.index.equals(expected.index)
         for col in full.columns:
             np.testing.assert_allclose(
-                part[col].to_numpy(), expected[col].to_numpy(), rtol=1e-9, atol=0, equal_nan=True,
+                part[col].to_numpy(),
+                expected[col].to_numpy(),
+                rtol=1e-9,
+                atol=0,
+                equal_nan=True,
                 err_msg=f"{col} at cut {cut}",
             )
 
@@ -100,7 +104,9 @@ def test_derived_features_match_pandas_formulas(ohlcv):
         "sma_10_rel": c / c.rolling(10).mean() - 1,
     }
     for name, ref in expected.items():
-        np.testing.assert_allclose(out[name], ref, rtol=1e-8, atol=1e-12, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            out[name], ref, rtol=1e-8, atol=1e-12, equal_nan=True, err_msg=name
+        )
         assert out[name].isna().sum() == ref.isna().sum(), name
     # ATR relative to the close: between the bar's range fraction extremes
     assert (out["atr_14_rel"].dropna() > 0).all()

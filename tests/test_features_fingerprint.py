@@ -13,7 +13,8 @@ from cryptoai.fingerprint import frame_fingerprint
 def frame() -> pd.DataFrame:
     index = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC", name="timestamp")
     return pd.DataFrame(
-        {"close": [1.0, 2.0, np.nan, 4.0, 5.0], "volume": [10.0, 11.0, 12.0, 13.0, 14.0]}, index=index
+        {"close": [1.0, 2.0, np.nan, 4.0, 5.0], "volume": [10.0, 11.0, 12.0, 13.0, 14.0]},
+        index=index,
     )
 
 

@@ -62,7 +62,9 @@ def test_ema_equals_ta_and_recursion(df, window):
     ours = ind.ema(df["close"], window)
     assert_warmup_nan(ours, window - 1)
     np.testing.assert_allclose(
-        after(ours, window - 1), after(ta.trend.ema_indicator(df["close"], window), window - 1), rtol=1e-12
+        after(ours, window - 1),
+        after(ta.trend.ema_indicator(df["close"], window), window - 1),
+        rtol=1e-12,
     )
     alpha, c = 2 / (window + 1), df["close"].to_numpy()
     rec = [c[0]]
@@ -108,7 +110,9 @@ def test_macd_equals_ta(df):
     assert_warmup_nan(ours["signal"], 25 + 8)
     np.testing.assert_allclose(after(ours["macd"], 25), after(ref.macd(), 25), rtol=1e-10)
     np.testing.assert_allclose(after(ours["signal"], 33), after(ref.macd_signal(), 33), rtol=1e-10)
-    np.testing.assert_allclose(after(ours["diff"], 33), after(ref.macd_diff(), 33), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        after(ours["diff"], 33), after(ref.macd_diff(), 33), rtol=1e-9, atol=1e-9
+    )
     # the line is the difference of the two EMAs
     line = ind.ema(df["close"], 12) - ind.ema(df["close"], 26)
     np.testing.assert_allclose(after(ours["macd"], 25), after(line, 25), rtol=1e-12)
@@ -124,7 +128,9 @@ def test_bollinger_equals_two_pass_std_and_ta(df):
     np.testing.assert_allclose(after(ours["mavg"], w), mean, rtol=1e-12)
     np.testing.assert_allclose(after(ours["hband"], w), mean + dev * std, rtol=1e-12)
     np.testing.assert_allclose(after(ours["lband"], w), mean - dev * std, rtol=1e-12)
-    np.testing.assert_allclose(after(ours["pband"], w), (c[w:] - mean + dev * std) / (2 * dev * std), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        after(ours["pband"], w), (c[w:] - mean + dev * std) / (2 * dev * std), rtol=1e-9, atol=1e-9
+    )
     np.testing.assert_allclose(after(ours["wband"], w), 2 * dev * std / mean * 100, rtol=1e-9)
     # `ta` (pandas rolling std) is itself only accurate to ~1e-8 relative
     ref = ta.volatility.BollingerBands(df["close"], window, dev)
@@ -162,7 +168,9 @@ def test_atr_by_hand():
 
 def test_obv_equals_ta_and_by_hand(df):
     ours = ind.obv(df["close"], df["volume"])
-    np.testing.assert_allclose(ours, ta.volume.on_balance_volume(df["close"], df["volume"]), rtol=1e-12)
+    np.testing.assert_allclose(
+        ours, ta.volume.on_balance_volume(df["close"], df["volume"]), rtol=1e-12
+    )
     close = pd.Series([1.0, 2.0, 2.0, 1.0, 3.0])
     volume = pd.Series([10.0, 20.0, 30.0, 40.0, 50.0])
     assert ind.obv(close, volume).tolist() == [10.0, 30.0, 60.0, 20.0, 70.0]
@@ -206,7 +214,10 @@ def test_ewm_gap_weights_by_hand():
 
 def test_short_input_is_all_nan_and_empty_input_is_empty():
     short = random_walk(5)
-    for out in (ind.sma(short["close"], 20), ind.atr(short["high"], short["low"], short["close"], 14)):
+    for out in (
+        ind.sma(short["close"], 20),
+        ind.atr(short["high"], short["low"], short["close"], 14),
+    ):
         assert len(out) == 5 and out.isna().all()
     empty = random_walk(0)
     assert ind.rsi(empty["close"]).empty

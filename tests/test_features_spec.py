@@ -38,7 +38,9 @@ def load_error(tmp_path: Path, text: str) -> str:
 
 
 def test_unknown_feature_names_entry_and_lists_known(tmp_path):
-    msg = load_error(tmp_path, "features:\n  - rsi\n  - sma\n  - {name: smaa, params: {window: 3}}\n")
+    msg = load_error(
+        tmp_path, "features:\n  - rsi\n  - sma\n  - {name: smaa, params: {window: 3}}\n"
+    )
     assert "features.2" in msg
     assert "'smaa'" in msg
     for known in known_features():
@@ -67,7 +69,9 @@ def test_macd_fast_must_be_below_slow(tmp_path):
 
 
 def test_duplicate_columns_name_both_entries(tmp_path):
-    msg = load_error(tmp_path, "features:\n  - rsi\n  - sma\n  - {name: rsi, params: {window: 14}}\n")
+    msg = load_error(
+        tmp_path, "features:\n  - rsi\n  - sma\n  - {name: rsi, params: {window: 14}}\n"
+    )
     assert "entries 0 (rsi) and 2 (rsi)" in msg and "'rsi_14'" in msg and "prefix" in msg
 
 

@@ -67,7 +67,9 @@ def multi_horizon(close: pd.Series, horizons: Sequence[int]) -> pd.DataFrame:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _triple_barrier_kernel(open_, high, low, close, vol, horizon, pt_mult, sl_mult):  # pragma: no cover
+def _triple_barrier_kernel(
+    open_, high, low, close, vol, horizon, pt_mult, sl_mult
+):  # pragma: no cover
     n = close.shape[0]
     label = np.full(n, np.nan)
     end = np.full(n, -1, dtype=np.int64)
@@ -75,7 +77,7 @@ def _triple_barrier_kernel(open_, high, low, close, vol, horizon, pt_mult, sl_mu
     scale = np.sqrt(horizon)
     for t in range(n - horizon):
         sigma = vol[t]
-        if not (sigma == sigma):
+        if np.isnan(sigma):
             continue
         c0 = close[t]
         upper = c0 * np.exp(pt_mult * sigma * scale)
@@ -129,7 +131,14 @@ def triple_barrier(
     cols = {c: ohlcv[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")}
     vol = volatility(cols["close"], vol_window)
     label, end, ret = _triple_barrier_kernel(
-        cols["open"], cols["high"], cols["low"], cols["close"], vol, h, float(pt_mult), float(sl_mult)
+        cols["open"],
+        cols["high"],
+        cols["low"],
+        cols["close"],
+        vol,
+        h,
+        float(pt_mult),
+        float(sl_mult),
     )
     hit = end >= 0
     t_end = pd.Series(ohlcv.index[np.where(hit, end, 0)], index=ohlcv.index).where(hit)

@@ -111,4 +111,6 @@ def params(settings: ExecutionSettings, index: pd.DatetimeIndex, record: bool = 
         p[slot] = math.nan if frac is None else float(frac)
     p[k.P_CLOSE_END] = 1.0 if settings.close_at_end else 0.0
     p[k.P_RECORD] = 1.0 if record else 0.0
+    stops = (settings.stop_loss, settings.take_profit, settings.trailing_stop)
+    p[k.P_EXITS] = 1.0 if settings.leverage > 1 or any(x is not None for x in stops) else 0.0
     return p

@@ -94,6 +94,6 @@ def run_vectorized(
     m = market_matrix(data, cfg, funding)
     p = params(cfg, index)
     state = k.new_state(cfg.initial_cash)
-    fills, out = k.simulate(state, p, m, tgt, kinds, prices, min(4 * len(index) + 64, 1 << 16))
+    fills, out = k.run_targets(state, p, m, tgt, kinds, prices)
     extra = {"engine": "vectorized", "funding": "series" if funding is not None else "rate"}
     return build_result(index, fills, out, state, cfg, name=name, extra_settings=extra)

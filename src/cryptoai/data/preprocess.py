@@ -130,7 +130,7 @@ def fill_gaps(
     if policy == "none" or tf is None or len(df) < 2:
         return out
     step = timeframe_to_timedelta(tf)
-    ns = df.index.asi8
+    ns = df.index.as_unit("ns").asi8
     if ((ns - ns[0]) % step.value).any():
         raise BadInputError(
             f"bars are not on one {tf} grid: resample_ohlcv to {tf} first, or check the timeframe"

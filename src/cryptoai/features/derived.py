@@ -56,7 +56,9 @@ def amihud(close: np.ndarray, volume: np.ndarray, window: int = 20) -> np.ndarra
     """
     dollar_volume = close * volume
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(dollar_volume > 0, np.abs(simple_returns(close, 1)) / dollar_volume, np.nan)
+        ratio = np.where(
+            dollar_volume > 0, np.abs(simple_returns(close, 1)) / dollar_volume, np.nan
+        )
     return rolling_mean(ratio, window)
 
 

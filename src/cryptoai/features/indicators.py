@@ -118,7 +118,9 @@ def _rolling_into(x, window, min_periods, ddof, mean_out, std_out, want_std):  #
                 std_out[i] = np.nan
 
 
-def rolling_mean(x: pd.Series | np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
+def rolling_mean(
+    x: pd.Series | np.ndarray, window: int, min_periods: int | None = None
+) -> np.ndarray:
     """Rolling mean over ``window`` bars; NaN until ``min_periods`` (default window) values."""
     v = _values(x)
     out = np.empty(v.shape[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,14 +48,16 @@ def _is_classification(y: pd.Series) -> bool:
     return bool(np.all(values == np.round(values)) and np.unique(values).size <= 20)
 
 
-def _default_estimator(classification: bool, seed: int):
+def _default_estimator(classification: bool, seed: int) -> Any:
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     cls = RandomForestClassifier if classification else RandomForestRegressor
-    return cls(n_estimators=100, min_samples_leaf=20, max_features="sqrt", random_state=seed, n_jobs=1)
+    return cls(
+        n_estimators=100, min_samples_leaf=20, max_features="sqrt", random_state=seed, n_jobs=1
+    )
 
 
-def _importances(estimator, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+def _importances(estimator: Any, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     if hasattr(estimator, "feature_importances_"):
         return np.asarray(estimator.feature_importances_, dtype=np.float64)
     if hasattr(estimator, "coef_"):
@@ -70,7 +73,7 @@ def importance_prune(
     features: pd.DataFrame,
     target: pd.Series,
     *,
-    estimator=None,
+    estimator: Any = None,
     keep: int | float,
     seed: int,
 ) -> list[str]:

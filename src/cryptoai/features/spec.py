@@ -52,9 +52,7 @@ class FeatureItem(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> FeatureItem:
         if self.name not in FEATURES:
-            raise _fail(
-                f"unknown feature {self.name!r}: use one of {', '.join(known_features())}"
-            )
+            raise _fail(f"unknown feature {self.name!r}: use one of {', '.join(known_features())}")
         try:
             resolved = FEATURES[self.name].params.model_validate(self.params)
         except ValidationError as exc:

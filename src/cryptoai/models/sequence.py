@@ -1,12 +1,12 @@
 """Sequence models from pytorch-forecasting (LSTM, GRU, TFT, N-HiTS) behind the tabular interface.
 
 The adapter: the prediction for bar t sees the ``window`` feature rows ending at t, and
-nothing else. Each bar becomes its own short series in a ``TimeSeriesDataSet`` (the first
-``window - 1`` rows as encoder, row t as the one-step decoder; the features are "known"
-at t because they are computed at its close). The dataset's target column is the label
-on row t and a constant 0 on encoder rows, so past labels, which may look beyond t, are
-never an input; predicting therefore needs nothing but X, exactly like a tabular model.
-Bars with fewer than ``window - 1`` complete rows of history get NaN.
+nothing else. Each bar becomes its own short series in a ``TimeSeriesDataSet`` (the rows
+before t as encoder, row t as the one-step decoder; the features are "known" at t because
+they are computed at its close). The dataset's target column is the label on row t and a
+constant 0 on encoder rows, so past labels, which may look beyond t, are never an input;
+predicting therefore needs nothing but X, exactly like a tabular model. Bars without
+``window - 1`` complete rows of history before them get NaN.
 
 The cost of this honesty is memory: the training frame holds every window (``window`` x
 rows x features floats). Training is seeded and deterministic (lightning
@@ -109,6 +109,22 @@ class _Sequence(BaseModel):
     def context_length(self) -> int:
         return int(self.window) - 1
 
+    @property
+    def _pad(self) -> int:
+        """Leading filler rows: recurrent nets drop the first encoder step (it only carries
+        the shifted target), so they get one extra row to see all ``window`` rows."""
+        return 1 if self.arch in {"lstm", "gru"} else 0
+
+    def __getstate__(self) -> dict:
+        """Picklable (for MLflow and multiprocessing): drop lightning's trainer back-reference
+        and pytorch-forecasting's lazily built output class from the fitted network."""
+        state = self.__dict__.copy()
+        net = state.get("network_")
+        if net is not None:
+            net.__dict__.pop("_output_class", None)
+            net.__dict__["_trainer"] = None
+        return state
+
     # ----------------------------------------------------------------------- fit
     def fit(self, X, y) -> _Sequence:
         self._check_params()
@@ -124,7 +140,7 @@ class _Sequence(BaseModel):
         self.feature_names_ = list(frame.columns)
         self.n_features_in_ = len(self.feature_names_)
         coded = self._encode_target(target[ends])
-        data = _window_frame(frame.to_numpy(np.float32), ends, self.window, coded)
+        data = _window_frame(frame.to_numpy(np.float32), ends, self.window, coded, self._pad)
         with _quiet_torch(self.num_threads):
             import lightning.pytorch as pl
 
@@ -167,8 +183,8 @@ class _Sequence(BaseModel):
             time_idx=_TIME,
             target=_TARGET,
             group_ids=[_GROUP],
-            max_encoder_length=int(self.window) - 1,
-            min_encoder_length=int(self.window) - 1,
+            max_encoder_length=int(self.window) - 1 + self._pad,
+            min_encoder_length=int(self.window) - 1 + self._pad,
             max_prediction_length=1,
             min_prediction_length=1,
             time_varying_known_reals=features,
@@ -251,7 +267,9 @@ class _Sequence(BaseModel):
         out = np.full((len(frame), self._n_outputs()), np.nan)
         if ends.size == 0:
             return out
-        data = _window_frame(frame.to_numpy(np.float32), ends, self.window, np.zeros(ends.size))
+        data = _window_frame(
+            frame.to_numpy(np.float32), ends, self.window, np.zeros(ends.size), self._pad
+        )
         with _quiet_torch(self.num_threads):
             dataset = TimeSeriesDataSet.from_parameters(
                 self.dataset_params_, data, predict=False, stop_randomization=True
@@ -337,19 +355,23 @@ def _window_ends(complete: np.ndarray, window: int) -> np.ndarray:
     return t[(bad[t + 1] - bad[t + 1 - window]) == 0]
 
 
-def _window_frame(values: np.ndarray, ends: np.ndarray, window: int, last_target) -> pd.DataFrame:
+def _window_frame(
+    values: np.ndarray, ends: np.ndarray, window: int, last_target, pad: int = 0
+) -> pd.DataFrame:
     """Long frame with one short series per window: rows ``end-window+1 .. end``.
 
     ``__t`` is the absolute row position (so predictions map back to bars), ``__window``
-    the window id, ``__target`` the label on the last row and 0 elsewhere.
+    the window id, ``__target`` the label on the last row and 0 elsewhere. ``pad`` filler
+    rows go first, copies of the window's first row, so no row before the window is read.
     """
     n_feat = values.shape[1]
-    offsets = np.arange(-window + 1, 1)
-    rows = (ends[:, None] + offsets[None, :]).ravel()
-    data = pd.DataFrame(values[rows], columns=[f"x{i}" for i in range(n_feat)])
-    data[_TIME] = rows.astype(np.int64)
-    data[_GROUP] = np.repeat(ends, window).astype(str)
-    target = np.zeros((ends.size, window), dtype=np.float32)
+    length = window + pad
+    positions = ends[:, None] + np.arange(-length + 1, 1)[None, :]
+    rows = np.maximum(positions, (ends - window + 1)[:, None])
+    data = pd.DataFrame(values[rows.ravel()], columns=[f"x{i}" for i in range(n_feat)])
+    data[_TIME] = positions.ravel().astype(np.int64)
+    data[_GROUP] = np.repeat(ends, length).astype(str)
+    target = np.zeros((ends.size, length), dtype=np.float32)
     target[:, -1] = np.asarray(last_target, dtype=np.float32)
     data[_TARGET] = target.ravel()
     return data

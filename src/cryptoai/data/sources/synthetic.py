@@ -111,11 +111,12 @@ class SyntheticSource(Source):
             return
         params = _symbol_params(symbol)
         key_sym = _key(f"{self.seed}|{symbol}")
-        key_tf = np.uint64(_key(f"{self.seed}|{symbol}|{timeframe}"))
+        key_tf = np.uint64(_key(f"{self.seed}|{symbol}|{td_ns}"))  # 60m and 1h: same bars
         n_days = (first_ns + i1 * td_ns - ANCHOR.value) // _DAY_NS + 2
         mu_rate, var_rate, volume_rate = _daily_layer(key_sym, n_days, params.ann_vol)
         cum_mu = np.concatenate(([0.0], np.cumsum(mu_rate)))
         cum_var = np.concatenate(([0.0], np.cumsum(var_rate)))
+        layer = (cum_mu, cum_var, mu_rate, var_rate, volume_rate)
         td_days = td_ns / _DAY_NS
         persistence = math.exp(-td_days / 2.0)  # vol shocks fade over ~2 days at any timeframe
         # ARCH weight small enough for a finite 4th moment, and below the persistence.
@@ -133,33 +134,19 @@ class SyntheticSource(Source):
             ],
             dtype=np.float64,
         )
-        checkpoints = _checkpoints((self.seed, symbol, timeframe))
+        checkpoints = _checkpoints((self.seed, symbol, td_ns))
         at = max((i for i in checkpoints if i <= i0), default=0)
         state = checkpoints[at].copy() if at else np.array([math.log(params.level), 1.0, 0.0])
         while at < i0:  # run the path forward from the anchor, remembering where it passed
             stop = min((at // CHECKPOINT_BARS + 1) * CHECKPOINT_BARS, i0)
-            _run(
-                key_tf,
-                at,
-                stop,
-                consts,
-                cum_mu,
-                cum_var,
-                mu_rate,
-                var_rate,
-                volume_rate,
-                state,
-                None,
-            )
+            _run(key_tf, at, stop, consts, layer, state, None)
             at = stop
             if at % CHECKPOINT_BARS == 0:
                 checkpoints[at] = state.copy()
         for lo in range(i0, i1, PAGE_BARS):
             hi = min(lo + PAGE_BARS, i1)
             out = np.empty((len(_COLUMNS), hi - lo))
-            _run(
-                key_tf, lo, hi, consts, cum_mu, cum_var, mu_rate, var_rate, volume_rate, state, out
-            )
+            _run(key_tf, lo, hi, consts, layer, state, out)
             idx = pd.DatetimeIndex(
                 first_ns + np.arange(lo, hi, dtype=np.int64) * td_ns, tz="UTC", name=INDEX_NAME
             )
@@ -311,8 +298,9 @@ def _season(t_mid_ns: np.int64, bar_ns: np.int64) -> float:
 
 
 @numba.njit(cache=True)
-def _run(key, lo, hi, consts, cum_mu, cum_var, mu_rate, var_rate, volume_rate, state, out):
+def _run(key, lo, hi, consts, layer, state, out):
     """Advance the price path over bars ``[lo, hi)``; write candles into ``out`` unless None."""
+    cum_mu, cum_var, mu_rate, var_rate, volume_rate = layer
     key = np.uint64(key)
     offset = np.int64(consts[0])
     bar_ns = np.int64(consts[1])

@@ -1,0 +1,144 @@
+"""Event-driven engine: the strategy sees each bar at its close and submits orders.
+
+signal -> order -> execution: ``on_bar`` returns a target or places an order; the order is
+handed to the same compiled execution model the vectorized engine uses (``kernel.step``:
+this bar's close, then the next bar's open), so both engines fill identically.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cryptoai.backtest import kernel as k
+from cryptoai.backtest.assemble import build_result
+from cryptoai.backtest.market import check_data, market_matrix, params
+from cryptoai.backtest.result import BacktestResult
+from cryptoai.backtest.settings import ExecutionSettings, make_settings
+from cryptoai.errors import BadInputError
+from cryptoai.strategies.base import BarContext, BaseStrategy
+
+log = logging.getLogger(__name__)
+
+PROGRESS_MIN_BARS = 200_000  # show a progress bar only for long runs
+
+
+class Broker:
+    """The strategy's view of the account and its order channel for the current bar."""
+
+    __slots__ = ("state", "has_order", "target", "kind", "price", "_returned")
+
+    def __init__(self, state: np.ndarray) -> None:
+        self.state = state
+        self._returned = 0.0  # last target returned by on_bar (NaN/None keeps it)
+        self.reset()
+
+    def reset(self) -> None:
+        self.has_order = False
+        self.target = 0.0
+        self.kind = k.K_MARKET
+        self.price = math.nan
+
+    def submit(self, target: float, limit: float | None = None, stop: float | None = None) -> None:
+        target = float(target)
+        if not math.isfinite(target):
+            raise BadInputError(f"order target must be a finite number, got {target}")
+        if limit is not None and stop is not None:
+            raise BadInputError("an order is either a limit or a stop order: give limit or stop, not both")
+        price = limit if limit is not None else stop
+        if price is not None and not (math.isfinite(price) and price > 0):
+            raise BadInputError(f"order price must be a positive number, got {price}")
+        self.has_order = True
+        self.target = target
+        self.kind = k.K_LIMIT if limit is not None else k.K_STOP if stop is not None else k.K_MARKET
+        self.price = math.nan if price is None else float(price)
+
+    def cancel(self) -> None:
+        self.has_order = True
+        self.kind = k.K_CANCEL
+
+    def returned(self, value: float | None) -> None:
+        """A target returned by ``on_bar``: an order only when it changes (as in the vectorized engine)."""
+        if value is None:
+            return
+        value = float(value)
+        if math.isnan(value) or value == self._returned:
+            return
+        if math.isinf(value):
+            raise BadInputError(f"on_bar returned an infinite target {value}: return a finite number")
+        self._returned = value
+        self.submit(value)
+
+    @property
+    def position(self) -> float:
+        return float(self.state[k.S_UNITS])
+
+    @property
+    def cash(self) -> float:
+        return float(self.state[k.S_CASH])
+
+    def equity_at(self, price: float) -> float:
+        return float(self.state[k.S_CASH] + self.state[k.S_UNITS] * price)
+
+
+def run_event(
+    data: pd.DataFrame,
+    strategy: BaseStrategy,
+    settings: ExecutionSettings | dict | None = None,
+    *,
+    funding: pd.Series | None = None,
+    name: str = "",
+    validate: bool = True,
+    progress: bool | None = None,
+) -> BacktestResult:
+    """Backtest ``strategy`` bar by bar; same fills, fees and stops as ``run_vectorized``."""
+    if not isinstance(strategy, BaseStrategy):
+        raise BadInputError(f"run_event needs a strategy instance, got {type(strategy).__name__}")
+    cfg = make_settings(settings)
+    if validate:
+        check_data(data)
+    elif len(data) == 0:
+        raise BadInputError("data has no bars: load a non-empty date range")
+    index = data.index
+    n = len(index)
+    m = market_matrix(data, cfg, funding)
+    p = params(cfg, index)
+    state = k.new_state(cfg.initial_cash)
+    fills = np.empty((min(2 * n, 1 << 14) + 2 * k.FILL_HEADROOM, k.N_FILL))
+    out = np.empty((3, n))
+    broker = Broker(state)
+    ctx = BarContext(index, broker)
+    opens, highs, lows, closes = (m[j].tolist() for j in (k.M_OPEN, k.M_HIGH, k.M_LOW, k.M_CLOSE))
+    volumes = data["volume"].to_numpy(dtype="float64").tolist()
+    room = fills.shape[0] - k.FILL_HEADROOM
+
+    strategy._broker = broker
+    try:
+        strategy.on_start(data)
+        k.open_phase(state, fills, p, m, 0)
+        on_bar = strategy.on_bar
+        step = k.step
+        show = progress if progress is not None else n >= PROGRESS_MIN_BARS
+        for i in tqdm(range(n), disable=not show, desc=f"backtest {strategy.name}", unit="bar"):
+            ctx.i = i
+            ctx.open = opens[i]
+            ctx.high = highs[i]
+            ctx.low = lows[i]
+            ctx.close = closes[i]
+            ctx.volume = volumes[i]
+            broker.returned(on_bar(ctx))
+            if state[k.S_NF] > room:
+                fills = k.grow(fills)
+                room = fills.shape[0] - k.FILL_HEADROOM
+            step(state, fills, p, m, out, i, broker.has_order, broker.target, broker.kind, broker.price)
+            if broker.has_order:
+                broker.reset()
+        strategy.on_finish()
+    finally:
+        strategy._broker = None
+    extra = {"engine": "event", "funding": "series" if funding is not None else "rate"}
+    return build_result(index, fills[: int(state[k.S_NF])], out, state, cfg, name=name, extra_settings=extra)

@@ -1,0 +1,193 @@
+"""Parameter sweeps: many parameter sets of one strategy on the same data, in parallel.
+
+Indicators are computed once per distinct value (a cache shared by all parameter sets),
+target series are built in blocks, and each block runs through the shared execution
+kernel in parallel over parameter sets (``numba.prange``). Only summary statistics come
+back; run the best sets again with ``run_vectorized`` for their fills and trades.
+
+A strategy whose signal is a plain crossover of two lines (long after A crosses above B,
+flat after it crosses below) can say so with ``crossover_lines(data)`` and ``line_keys()``;
+the sweep then runs it fused, without building any target series.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cryptoai.backtest import kernel as k
+from cryptoai.backtest.market import check_data, market_matrix, params, periods_per_year
+from cryptoai.backtest.settings import ExecutionSettings, make_settings
+from cryptoai.backtest.vectorized import align
+from cryptoai.errors import BadInputError
+from cryptoai.strategies.base import BaseStrategy
+from cryptoai.strategies.registry import get_strategy
+
+log = logging.getLogger(__name__)
+
+BLOCK_BYTES = 64 * 2**20  # target series held in memory at once
+STAT_COLUMNS = ("final_equity", "total_return", "max_drawdown", "sharpe", "n_trades", "funding_paid")
+
+
+def grid_combinations(grid: Mapping[str, Iterable[Any]]) -> list[dict[str, Any]]:
+    """Cartesian product of a ``{param: values}`` grid, in the grid's order."""
+    keys = list(grid)
+    values = []
+    for key in keys:
+        v = grid[key]
+        v = [v] if isinstance(v, str | bytes) or not isinstance(v, Iterable) else list(v)
+        if not v:
+            raise BadInputError(f"sweep grid: parameter {key} has no values")
+        values.append(v)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def run_many(
+    data: pd.DataFrame,
+    targets: np.ndarray,
+    settings: ExecutionSettings | dict | None = None,
+    *,
+    funding: pd.Series | None = None,
+    validate: bool = True,
+) -> pd.DataFrame:
+    """Summary statistics of many target series (one per row of ``targets``) on ``data``."""
+    cfg = make_settings(settings)
+    if validate:
+        check_data(data)
+    elif len(data) == 0:
+        raise BadInputError("data has no bars: load a non-empty date range")
+    targets = np.asarray(targets, dtype="float64")
+    if targets.ndim != 2 or targets.shape[1] != len(data):
+        raise BadInputError(
+            f"targets must be a 2-D array of shape (series, {len(data)} bars), got {targets.shape}"
+        )
+    m = market_matrix(data, cfg, funding)
+    p = params(cfg, data.index, record=False)
+    return _stats_frame(_simulate_block(m, p, cfg, data.index, targets=np.ascontiguousarray(targets)), cfg)
+
+
+def sweep(
+    data: pd.DataFrame,
+    strategy: str | type[BaseStrategy],
+    grid: Mapping[str, Iterable[Any]],
+    settings: ExecutionSettings | dict | None = None,
+    *,
+    funding: pd.Series | None = None,
+    validate: bool = True,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Backtest every parameter set of ``grid`` with the vectorized engine.
+
+    Returns one row per valid parameter set: the parameters, then ``final_equity``,
+    ``total_return``, ``max_drawdown``, ``sharpe`` (annualized, bar returns), ``n_trades``
+    (round trips) and ``funding_paid``. Parameter sets the strategy rejects (e.g.
+    fast >= slow) are skipped with a warning.
+    """
+    cls = get_strategy(strategy) if isinstance(strategy, str) else strategy
+    if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
+        raise BadInputError(f"sweep needs a strategy name or class, got {strategy!r}")
+    if not cls.has_signals():
+        raise BadInputError(f"strategy {cls.name} has no vectorized signals: sweeps need them")
+    cfg = make_settings(settings)
+    if validate:
+        check_data(data)
+    elif len(data) == 0:
+        raise BadInputError("data has no bars: load a non-empty date range")
+    combos, skipped, strategies = [], [], []
+    for combo in grid_combinations(grid):
+        try:
+            strategies.append(cls(**combo))
+            combos.append(combo)
+        except BadInputError as exc:
+            skipped.append(str(exc))
+    if skipped:
+        log.warning("sweep: skipped %d invalid parameter set(s), e.g. %s", len(skipped), skipped[0])
+    if not combos:
+        raise BadInputError(f"sweep: no valid parameter set in the grid ({skipped[0]})")
+
+    m = market_matrix(data, cfg, funding)
+    p = params(cfg, data.index, record=False)
+    table = pd.DataFrame(combos)
+    if hasattr(cls, "crossover_lines"):
+        stats = _crossover_sweep(strategies, data, m, p, cfg)
+        return pd.concat([table, _stats_frame(stats, cfg)], axis=1)
+    n = len(data)
+    block = max(1, min(len(combos), BLOCK_BYTES // (8 * n)))
+    shared: dict[Any, Any] = {}
+    parts = []
+    starts = range(0, len(combos), block)
+    for start in tqdm(starts, disable=not progress, desc=f"sweep {cls.name}", unit="block"):
+        chunk = strategies[start : start + block]
+        targets = np.empty((len(chunk), n))
+        for row, strat in enumerate(chunk):
+            strat.cache = shared
+            targets[row] = align(strat.signals(data), data.index, f"{cls.name} signals")
+        parts.append(_simulate_block(m, p, cfg, data.index, targets=targets))
+    return pd.concat([table, _stats_frame(np.vstack(parts), cfg)], axis=1)
+
+
+def _crossover_sweep(
+    strategies: list[BaseStrategy], data: pd.DataFrame, m: np.ndarray, p: np.ndarray, cfg: ExecutionSettings
+) -> np.ndarray:
+    """Strategies whose signal is "long after line A crosses above line B, flat after it
+    crosses below" run fused: each distinct line is computed once, no target series is built."""
+    shared: dict[Any, Any] = {}
+    rows: dict[Any, int] = {}
+    lines: list[np.ndarray] = []
+    fast_rows = np.empty(len(strategies), dtype=np.int64)
+    slow_rows = np.empty(len(strategies), dtype=np.int64)
+    for j, strat in enumerate(strategies):
+        strat.cache = shared
+        for key, line, out in zip(strat.line_keys(), strat.crossover_lines(data), (fast_rows, slow_rows), strict=True):
+            if key not in rows:
+                rows[key] = len(lines)
+                lines.append(np.asarray(line, dtype="float64"))
+            out[j] = rows[key]
+    return _simulate_block(m, p, cfg, data.index, lines=np.vstack(lines), fast_rows=fast_rows, slow_rows=slow_rows)
+
+
+def _simulate_block(
+    m: np.ndarray,
+    p: np.ndarray,
+    cfg: ExecutionSettings,
+    index: pd.DatetimeIndex,
+    targets: np.ndarray | None = None,
+    lines: np.ndarray | None = None,
+    fast_rows: np.ndarray | None = None,
+    slow_rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Run a block of target series, or of crossovers of ``lines`` rows, in parallel."""
+    if targets is None:
+        runs = len(fast_rows)
+        targets = np.empty((0, 0))
+    else:
+        runs = targets.shape[0]
+        lines = np.empty((0, 0))
+        fast_rows = slow_rows = np.empty(0, dtype=np.int64)
+    states = np.tile(k.new_state(cfg.initial_cash), (runs, 1))
+    res = np.empty((runs, 5))
+    k.simulate_many(
+        states, p, m, targets, lines, fast_rows, slow_rows,
+        np.empty((0, k.N_FILL)), np.empty((3, 0)), periods_per_year(index), res,
+    )
+    return res
+
+
+def _stats_frame(res: np.ndarray, cfg: ExecutionSettings) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "final_equity": res[:, 0],
+            "total_return": res[:, 0] / cfg.initial_cash - 1.0,
+            "max_drawdown": res[:, 1],
+            "sharpe": res[:, 2],
+            "n_trades": res[:, 3].astype(np.int64),
+            "funding_paid": res[:, 4],
+        },
+        columns=list(STAT_COLUMNS),
+    )
