@@ -2,13 +2,15 @@
 
     python benchmarks/bench_backtest.py [--sizes 10000 100000 1000000] [--quick]
 
-Every engine gets the same candles (synthetic 1-minute BTC/USDT), the same decisions (long
-while EMA(10) > EMA(30) at a bar's close, flat otherwise), the same fills (next bar's open,
-10 bps fee per side, no slippage, all equity committed at entry) and is checked to produce
-the same closed trades and final equity before any timing is reported:
+Every engine runs the same strategy on the same candles (synthetic 1-minute BTC/USDT): go
+long when EMA(100) crosses above EMA(400) at a bar's close, go flat when it crosses below;
+fill at the next bar's open, 10 bps fee per side, no slippage, all equity committed at
+entry. Each side runs it end to end the way its documentation shows (its own EMAs and
+crossovers), and the two must produce the same closed trades and final equity before any
+timing is reported:
 
-* cryptoai vectorized engine vs vectorbt ``Portfolio.from_signals``;
-* cryptoai event engine (a strategy called bar by bar) vs backtesting.py (``Strategy.next``);
+* cryptoai vectorized engine (strategy ``signals``) vs vectorbt ``Portfolio.from_signals``;
+* cryptoai event engine (strategy ``on_bar`` at every bar) vs backtesting.py (``next``);
 * a 100-combination EMA sweep on 100k bars: cryptoai ``sweep`` vs vectorbt's 2-D portfolio.
 
 Times are the best of N warm runs (numba compilation, cached on disk by both libraries, is
@@ -65,14 +67,9 @@ def make_data(n_bars: int, seed: int = 7) -> pd.DataFrame:
     return data[["open", "high", "low", "close", "volume"]]
 
 
-def ema(close: np.ndarray, span: int) -> np.ndarray:
-    """EMA as pandas, vectorbt and TA libraries define it (adjust=False, NaN warm-up)."""
+def ema(close: np.ndarray | pd.Series, span: int) -> np.ndarray:
+    """EMA as pandas and vectorbt define it (adjust=False, NaN for the first span - 1 bars)."""
     return pd.Series(close).ewm(span=span, adjust=False, min_periods=span).mean().to_numpy()
-
-
-def ema_cross(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
-    """1.0 while the fast EMA is above the slow one at a bar's close, else 0.0."""
-    return (ema(close, fast) > ema(close, slow)).astype("float64")
 
 
 # --- one comparable outcome per engine run ---------------------------------------------------
@@ -121,25 +118,22 @@ def agreement(ours: Outcome, peer: Outcome, rtol: float) -> dict[str, Any]:
     }
 
 
-# --- peers -----------------------------------------------------------------------------------
+# --- peers, each used the way its documentation shows ------------------------------------
 
 
-def vectorbt_run(data: pd.DataFrame, signal: np.ndarray):
-    """vectorbt: entries/exits at the open of the bar after the decision, all cash in."""
+def vectorbt_run(data: pd.DataFrame, fast: int = FAST, slow: int = SLOW):
+    """vectorbt: EMA crossovers as entries/exits, executed at the next bar's open, all cash in."""
     import vectorbt as vbt
 
-    held = np.concatenate(([0.0], signal[:-1])) > 0  # position wanted during each bar
-    before = np.concatenate(([False], held[:-1]))
+    close = data["close"]
+    ma = vbt.MA.run(close, [fast, slow], ewm=True, param_product=False)
+    f, s = ma.ma.iloc[:, 0], ma.ma.iloc[:, 1]
+    entries = f.vbt.crossed_above(s).vbt.fshift(1, fill_value=False)
+    exits = f.vbt.crossed_below(s).vbt.fshift(1, fill_value=False)
     pf = vbt.Portfolio.from_signals(
-        data["close"],
-        entries=held & ~before,
-        exits=~held & before,
-        price=data["open"],
-        fees=FEE,
-        init_cash=CASH,
-        freq="1min",
+        close, entries, exits, price=data["open"], fees=FEE, init_cash=CASH, freq="1min"
     )
-    pf.trades.count()  # build the trade records (ours builds trades too)
+    pf.trades.count()  # build the trade records (cryptoai builds its trades too)
     return pf
 
 
@@ -163,43 +157,37 @@ def vectorbt_sweep(data: pd.DataFrame) -> np.ndarray:
     import vectorbt as vbt
 
     close = data["close"]
-    fast = vbt.MA.run(close, list(SWEEP_FAST), ewm=True, short_name="fast")
-    slow = vbt.MA.run(close, list(SWEEP_SLOW), ewm=True, short_name="slow")
-    f = np.repeat(fast.ma.to_numpy(), len(SWEEP_SLOW), axis=1)
-    s = np.tile(slow.ma.to_numpy(), (1, len(SWEEP_FAST)))
-    signal = f > s  # NaN warm-up compares False: flat
-    held = np.vstack((np.zeros((1, signal.shape[1]), bool), signal[:-1]))
-    before = np.vstack((np.zeros((1, signal.shape[1]), bool), held[:-1]))
+    fast = vbt.MA.run(close, list(SWEEP_FAST), ewm=True).ma.to_numpy()
+    slow = vbt.MA.run(close, list(SWEEP_SLOW), ewm=True).ma.to_numpy()
+    n_slow = len(SWEEP_SLOW)
+    f = pd.DataFrame(np.repeat(fast, n_slow, axis=1), index=close.index)  # fast-major order
+    s = pd.DataFrame(np.tile(slow, (1, len(SWEEP_FAST))), index=close.index)
+    entries = f.vbt.crossed_above(s).vbt.fshift(1, fill_value=False)
+    exits = f.vbt.crossed_below(s).vbt.fshift(1, fill_value=False)
     pf = vbt.Portfolio.from_signals(
-        close,
-        entries=held & ~before,
-        exits=~held & before,
-        price=data["open"],
-        fees=FEE,
-        init_cash=CASH,
-        freq="1min",
+        close, entries, exits, price=data["open"], fees=FEE, init_cash=CASH, freq="1min"
     )
     return np.asarray(pf.final_value(), dtype="float64")
 
 
-def backtesting_run(data: pd.DataFrame, signal: np.ndarray):
-    """backtesting.py: ``next()`` sees each bar's decision; orders fill at the next open."""
+def backtesting_run(data: pd.DataFrame, fast: int = FAST, slow: int = SLOW):
+    """backtesting.py: indicators in ``init``, ``crossover`` in ``next``, fills at the next open."""
     from backtesting import Strategy
-    from backtesting.lib import FractionalBacktest
-
-    frame = data.rename(columns=str.capitalize)
+    from backtesting.lib import FractionalBacktest, crossover
 
     class EmaCross(Strategy):
         def init(self) -> None:
-            self.long = self.I(lambda: signal, name="signal", plot=False)
+            self.fast = self.I(ema, self.data.Close, fast)
+            self.slow = self.I(ema, self.data.Close, slow)
 
         def next(self) -> None:
-            if self.long[-1] > 0:
+            if crossover(self.fast, self.slow):
                 if not self.position:
-                    self.buy(size=1 - 1e-12)  # all in (a fraction must be < 1)
-            elif self.position:
+                    self.buy(size=1 - 1e-12)  # all in (a fraction of equity must be < 1)
+            elif crossover(self.slow, self.fast) and self.position:
                 self.position.close()
 
+    frame = data.rename(columns=str.capitalize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bt = FractionalBacktest(
@@ -232,29 +220,23 @@ def _settings():
     )
 
 
-def ours_vectorized(data: pd.DataFrame, signal: np.ndarray):
+def ours_vectorized(data: pd.DataFrame, fast: int = FAST, slow: int = SLOW):
+    """The strategy's vectorized signals through the vectorized engine."""
     from cryptoai.backtest.vectorized import run_vectorized
+    from cryptoai.strategies.ema_cross import EmaCross
 
-    return run_vectorized(data, signal, _settings(), validate=False)
+    target = EmaCross(fast=fast, slow=slow).signals(data)
+    return run_vectorized(data, target, _settings(), validate=False)
 
 
-def ours_event(data: pd.DataFrame, signal: np.ndarray):
+def ours_event(data: pd.DataFrame, fast: int = FAST, slow: int = SLOW):
+    """The same strategy's ``on_bar`` called at every bar by the event engine."""
     from cryptoai.backtest.event import run_event
+    from cryptoai.strategies.ema_cross import EmaCross
 
-    return run_event(data, _signal_strategy(signal), _settings(), validate=False)
-
-
-def _signal_strategy(signal: np.ndarray):
-    """An event-engine strategy that reads the precomputed decision at each bar's close."""
-    from cryptoai.strategies.base import BaseStrategy
-
-    class SignalFollower(BaseStrategy):
-        name = "signal_follower"
-
-        def on_bar(self, ctx) -> float:
-            return signal[ctx.i]
-
-    return SignalFollower()
+    return run_event(
+        data, EmaCross(fast=fast, slow=slow), _settings(), validate=False, progress=False
+    )
 
 
 def ours_outcome(result) -> Outcome:
@@ -267,7 +249,7 @@ def ours_outcome(result) -> Outcome:
 
 def ours_sweep(data: pd.DataFrame) -> np.ndarray:
     from cryptoai.backtest.sweep import sweep
-    from cryptoai.strategies.builtin import EmaCross
+    from cryptoai.strategies.ema_cross import EmaCross
 
     grid = {"fast": list(SWEEP_FAST), "slow": list(SWEEP_SLOW)}
     table = sweep(data, EmaCross, grid, _settings(), validate=False)
@@ -414,13 +396,13 @@ def render(report: Report) -> str:
         "## Setup",
         "",
         f"- Data: synthetic BTC/USDT 1-minute candles (seeded), {', '.join(f'{n:,}' for n in _sizes(report))} bars.",
-        f"- Strategy: long while EMA({FAST}) > EMA({SLOW}) at a bar's close, flat otherwise;"
-        " decisions computed once and given to every engine.",
+        f"- Strategy: long when EMA({FAST}) crosses above EMA({SLOW}) at a bar's close, flat when"
+        " it crosses below; each side computes its own EMAs and crossovers (timed end to end).",
         f"- Fills at the next bar's open; fee {FEE * 1e4:g} bps per side; no slippage; all equity"
         f" committed at entry; initial cash {CASH:,.0f}; open positions marked to market at the end.",
         f"- Sweep: {len(SWEEP_FAST)} fast x {len(SWEEP_SLOW)} slow EMA spans"
-        f" ({len(SWEEP_FAST) * len(SWEEP_SLOW)} combinations) on {SWEEP_BARS:,} bars, each side"
-        " computing its own EMAs; compared on the final equity of every combination.",
+        f" ({len(SWEEP_FAST) * len(SWEEP_SLOW)} combinations) on {SWEEP_BARS:,} bars; compared on the"
+        " final equity of every combination.",
         "",
         "## Results",
         "",
@@ -492,14 +474,13 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(machine())
     for n in sizes:
         data = make_data(n)
-        signal = ema_cross(data["close"].to_numpy(), FAST, SLOW)
         repeats = 1 if args.quick else (5 if n <= 100_000 else 3)
         compare(
             report,
             "vectorized",
             n,
-            ("vectorized", lambda d=data, s=signal: ours_vectorized(d, s), ours_outcome),
-            ("vectorbt", lambda d=data, s=signal: vectorbt_run(d, s), vectorbt_outcome),
+            ("vectorized", lambda d=data: ours_vectorized(d), ours_outcome),
+            ("vectorbt", lambda d=data: vectorbt_run(d), vectorbt_outcome),
             repeats,
             repeats,
         )
@@ -507,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
             report,
             "event",
             n,
-            ("event", lambda d=data, s=signal: ours_event(d, s), ours_outcome),
-            ("backtesting.py", lambda d=data, s=signal: backtesting_run(d, s), backtesting_outcome),
+            ("event", lambda d=data: ours_event(d), ours_outcome),
+            ("backtesting.py", lambda d=data: backtesting_run(d), backtesting_outcome),
             repeats,
             1 if n >= 1_000_000 else min(repeats, 3),
         )

@@ -29,7 +29,7 @@ def _register() -> None:
     from cryptoai.cli import data
 
     data.register(app)
-    for name in ("features", "train", "backtest"):
+    for name in ("features", "train", "backtest", "experiments"):
         try:
             module = __import__(f"cryptoai.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:
