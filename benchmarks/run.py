@@ -54,7 +54,9 @@ def install() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-install", action="store_true", help="skip installing the peers")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, results not published (smoke test)"
+    )
     parser.add_argument(
         "--only", action="append", default=[], help="run only bench_NAME.py (repeatable)"
     )
@@ -68,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("no benchmark selected: --only takes names like backtest or features")
     failed = []
     for script in scripts:
+        extra = []
+        if args.quick:
+            if not _accepts_quick(script):
+                print(f"== {script.name}: skipped (no --quick mode)", flush=True)
+                continue
+            extra = ["--quick"]
         print(f"== {script.name}", flush=True)
-        extra = ["--quick"] if args.quick and _accepts_quick(script) else []
         if subprocess.run([sys.executable, str(script), *extra], check=False).returncode != 0:
             failed.append(script.name)
     if failed:

@@ -169,10 +169,15 @@ def test_explicit_periods_per_year_overrides_the_index() -> None:
 
 
 def test_losing_everything_gives_cagr_minus_one() -> None:
-    m = compute_metrics(make_result([50.0, 0.0]))
+    m = compute_metrics(make_result([50.0, 0.0, 0.0, 0.0]))
     assert m["total_return"] == -1.0
     assert m["cagr"] == -1.0
     assert m["max_drawdown"] == -1.0
+    # Returns -50%, -100%, then 0 (a dead account stays dead, no 0/0).
+    rets = [-0.5, -1.0, 0.0, 0.0]
+    assert m["sharpe"] == pytest.approx(
+        statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(365)
+    )
 
 
 def test_flat_equity_has_undefined_ratios() -> None:

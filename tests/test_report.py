@@ -193,3 +193,26 @@ def test_report_without_trades_or_benchmark(tmp_path: Path) -> None:
     assert text.startswith("# Backtest report: flat")
     assert not math.isnan(pd.read_csv(paths["equity"])["equity"].iloc[-1])
     assert pd.read_csv(paths["trades"]).empty
+
+
+def test_report_of_a_real_engine_run(tmp_path: Path) -> None:
+    """The engines' results feed the metrics consistently (closed trades sum to the P&L)."""
+    from cryptoai.backtest.runner import run_backtest
+    from cryptoai.data.sources.synthetic import synthetic_ohlcv
+
+    data = synthetic_ohlcv("BTC/USDT", "1h", "2024-01-01", "2024-04-01", seed=5)
+    data = data[["open", "high", "low", "close", "volume"]]
+    result, bench = run_backtest(data, "ema_cross", {"fast": 12, "slow": 48})
+    paths = write_report(result, bench, data, tmp_path)
+    saved = json.loads(paths["metrics"].read_text())
+
+    assert saved["n_trades"] == len(result.trades) > 0
+    assert result.position.iloc[-1] == 0  # closed at the end by default: all P&L is in trades
+    pnl = result.equity.iloc[-1] - result.initial_cash
+    assert saved["expectancy"] * saved["n_trades"] == pytest.approx(pnl, rel=1e-9)
+    assert saved["fees_paid"] == pytest.approx(result.fills["fee"].sum())
+    assert saved["fees_paid"] == pytest.approx(result.trades["fees"].sum())
+    assert saved["benchmark"]["total_return"] == pytest.approx(
+        bench.equity.iloc[-1] / bench.initial_cash - 1
+    )
+    assert "| fee_bps | 10.0 |" in paths["report"].read_text()

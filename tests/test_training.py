@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cryptoai.config import load_config
+from cryptoai.config import load_config, validate_config
 from cryptoai.errors import BadInputError, ConfigError
 from cryptoai.fingerprint import frame_fingerprint
 from cryptoai.training import (
@@ -88,7 +88,7 @@ def test_train_end_to_end_tracked_in_mlflow(make_cfg, tmp_path, monkeypatch):
     assert run.data.tags["data.fingerprint"] == frame_fingerprint(ohlcv) == res.data_fingerprint
 
     artifacts = {a.path for a in client.list_artifacts(res.run_id)}
-    assert {"predictions", "plots", "model", "config.yaml", "summary.txt"} <= artifacts
+    assert {"predictions", "plots", "config.yaml", "summary.txt"} <= artifacts
     plots = {a.path for a in client.list_artifacts(res.run_id, "plots")}
     assert {"plots/confusion_matrix.png", "plots/calibration.png"} <= plots
     assert "plots/feature_importance.png" in plots
@@ -96,6 +96,11 @@ def test_train_end_to_end_tracked_in_mlflow(make_cfg, tmp_path, monkeypatch):
         run_id=res.run_id, artifact_path="predictions/oos.parquet", dst_path=str(tmp_path / "dl")
     )
     pd.testing.assert_frame_equal(pd.read_parquet(local), res.predictions, check_freq=False)
+    # the final model, fitted on every labelled bar, comes back from MLflow unchanged
+    assert run.data.tags["model.uri"] == res.model_uri
+    X, _, _ = build_dataset(ohlcv, cfg)
+    served = mlflow.pyfunc.load_model(res.model_uri).predict(X)
+    np.testing.assert_allclose(np.asarray(served), res.model.predict_proba(X))
 
 
 def test_oos_covers_exactly_the_test_bars_and_baseline_is_train_majority(make_cfg):
@@ -113,6 +118,7 @@ def test_oos_covers_exactly_the_test_bars_and_baseline_is_train_majority(make_cf
     for k, (tr, te) in enumerate(splits):
         majority = float(y.iloc[tr].mean() > 0.5)
         block = res.baseline_predictions[res.baseline_predictions["fold"] == k]
+        assert block.index.equals(X.index[te])
         assert (block["pred"] == majority).all()
         assert res.folds.loc[k, "n_train"] == len(tr)
     hits = np.sign(res.predictions["score"]) == np.sign(forward.loc[res.predictions.index])
@@ -178,10 +184,13 @@ def test_bad_configs_fail_before_training(make_cfg):
         train(make_cfg(validation={"purge": 1}), tracking=False)
     with pytest.raises(BadInputError, match="unknown model"):
         train(make_cfg(model={"name": "svm"}), tracking=False)
-    with pytest.raises(ConfigError, match="validation"):
-        TrainConfig.model_validate(
-            {"name": "x", "model": {"name": "logreg"}, "validation": {"scheme": "rolling"}}
+    with pytest.raises(ConfigError, match="'validation'.*train_size"):
+        validate_config(
+            {"name": "x", "model": {"name": "logreg"}, "validation": {"scheme": "rolling"}},
+            TrainConfig,
         )
+    with pytest.raises(ConfigError, match="model.parms"):
+        validate_config({"name": "x", "model": {"name": "logreg", "parms": {}}}, TrainConfig)
     with pytest.raises(ConfigError, match="features spec"):
         train(make_cfg(features="nope/none.yaml"), tracking=False)
 

@@ -132,9 +132,16 @@ def load_train_config(path: str | Path) -> TrainConfig:
 
 
 def smoke_config(cfg: TrainConfig) -> TrainConfig:
-    """The same run, shrunk to run in seconds: smoke model parameters and two folds."""
+    """The same run, shrunk to run in seconds: the last ``smoke_bars`` bars, smoke model
+    parameters and at most two folds."""
+    from cryptoai.data.timeframes import parse_utc, timeframe_to_timedelta
+
     data = cfg.model_dump()
     data["smoke"] = True
+    d = cfg.data
+    if d.start and d.end and not d.file:  # load only what the smoke run keeps
+        first = parse_utc(d.end, "data.end") - cfg.smoke_bars * timeframe_to_timedelta(d.timeframe)
+        data["data"]["start"] = max(parse_utc(d.start, "data.start"), first).isoformat()
     data["model"]["params"] = {**cfg.model.params, **cfg.model.smoke_params}
     val = data["validation"]
     val["n_splits"] = min(cfg.validation.n_splits, 2)
@@ -160,6 +167,7 @@ class TrainResult:
     baseline_predictions: pd.DataFrame
     model: Any = None
     run_id: str | None = None
+    model_uri: str | None = None
     data_fingerprint: str = ""
     seeds: dict[str, int] = field(default_factory=dict)
 
@@ -186,13 +194,16 @@ def train(
     smoke: bool | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Run one training config end to end (see the module docstring)."""
+    """Run one training config end to end (see the module docstring).
+
+    ``smoke`` overrides the config's own ``smoke`` flag; ``tracking=False`` records nothing.
+    """
     from cryptoai.fingerprint import frame_fingerprint
     from cryptoai.seeds import seed_everything
 
     cfg, config_file = _resolve_config(config)
-    if smoke or (smoke is None and cfg.smoke):
-        cfg = smoke_config(cfg)
+    use_smoke = cfg.smoke if smoke is None else smoke
+    cfg = smoke_config(cfg) if use_smoke else cfg.model_copy(update={"smoke": False})
     seeds = seed_everything(cfg.seed)
     ohlcv = load_training_data(cfg.data)
     if cfg.smoke:
@@ -462,6 +473,8 @@ def _user() -> str:
 
 def _log_result(res: TrainResult, cfg: TrainConfig) -> None:
     """Metrics, baseline, predictions, plots and model into the active MLflow run."""
+    import mlflow
+
     from cryptoai import tracking as tr
 
     tr.log_fold_metrics(res.per_fold, res.aggregate)
@@ -473,11 +486,12 @@ def _log_result(res: TrainResult, cfg: TrainConfig) -> None:
     for name, fig in _plots(res):
         tr.log_figure(fig, f"plots/{name}.png")
     if res.model is not None and cfg.tracking.log_model:
-        tr.log_model(res.model, "model", registered_name=cfg.tracking.registered_name)
+        res.model_uri = tr.log_model(
+            res.model, "model", registered_name=cfg.tracking.registered_name
+        )
+        mlflow.set_tag("model.uri", res.model_uri)
         ckpt = getattr(res.model, "checkpoint_path_", None)
         if ckpt:
-            import mlflow
-
             mlflow.log_artifact(ckpt, "checkpoints")
 
 

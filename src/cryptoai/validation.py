@@ -37,11 +37,12 @@ def walk_forward_splits(
 ) -> list[Split]:
     """Positional ``(train_idx, test_idx)`` pairs for walk-forward validation.
 
-    The last ``n_splits * test_size`` rows form consecutive test blocks (``test_size``
-    defaults to an equal share of the rows left after the purge gap and, when rolling, the
-    first training window; when expanding, one share is kept for the first training set). Training for a block at ``[s, e)`` always precedes
-    it and ends at ``s - purge``: the ``purge`` rows before a test block are dropped because
-    their labels (which look up to ``purge`` rows ahead) overlap it; use ``purge >= horizon``.
+    The last ``n_splits * test_size`` rows form consecutive test blocks. ``test_size``
+    defaults to an equal share of the rows left after the purge gap (and, when rolling, the
+    first training window; when expanding, one share is left for the first training set).
+    Training for a block at ``[s, e)`` always precedes it and ends at ``s - purge``: the
+    ``purge`` rows before a test block are dropped because their labels (which look up to
+    ``purge`` rows ahead) overlap it; use ``purge >= horizon``.
 
     ``train_size=None`` grows the training window from row 0 (expanding); an integer keeps
     the last ``train_size`` rows before the purge gap (rolling).
@@ -58,17 +59,17 @@ def walk_forward_splits(
         ("embargo", embargo, 0),
         ("min_train_size", min_train_size, 1),
     ):
-        if int(value) != value or value < low:
+        if not _whole(value, low):
             raise BadInputError(f"{name} must be an integer >= {low}, got {value!r}")
-    if test_size is None:  # room for n_splits blocks plus one block's worth of training
+    if train_size is not None and not _whole(train_size, 1):
+        raise BadInputError(f"train_size must be an integer >= 1 or None, got {train_size!r}")
+    if test_size is None:
         room = n - purge - (train_size or 0)
         test_size = room // n_splits if train_size else room // (n_splits + 1)
-    if int(test_size) != test_size or test_size < 1:
+    if not _whole(test_size, 1):
         raise BadInputError(
             f"test_size must be an integer >= 1, got {test_size!r}: give more data or fewer splits"
         )
-    if train_size is not None and (int(train_size) != train_size or train_size < 1):
-        raise BadInputError(f"train_size must be an integer >= 1 or None, got {train_size!r}")
 
     first_test = n - n_splits * test_size
     need = min_train_size if train_size is None else max(train_size, min_train_size)
@@ -123,6 +124,10 @@ class WalkForwardSplit:
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         return self.n_splits
+
+
+def _whole(value, low: int) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
 
 
 def _length(index_or_n) -> int:

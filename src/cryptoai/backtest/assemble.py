@@ -19,31 +19,30 @@ def build_result(
     name: str = "",
     extra_settings: dict | None = None,
 ) -> BacktestResult:
-    equity = pd.Series(out[0], index=index, name="equity", copy=True)
-    position = pd.Series(out[1], index=index, name="position", copy=True)
-    side = np.where(fills[:, 1] > 0, "buy", "sell")
+    # the kernel's arrays are fresh: wrap them without copying (a copy of 1M bars is ~1 ms)
+    equity = pd.Series(out[0], index=index, name="equity", copy=False)
+    position = pd.Series(out[1], index=index, name="position", copy=False)
     fill_frame = pd.DataFrame(
         {
             "time": index[fills[:, 0].astype(np.int64)],
-            "side": pd.Series(side, dtype="str"),
+            "side": _labels(fills[:, 1] > 0, ("sell", "buy")),
             "size": fills[:, 2],
             "price": fills[:, 3],
             "fee": fills[:, 4],
-            "reason": np.asarray(FILL_REASONS, dtype=object)[fills[:, 5].astype(np.int64)],
+            "reason": _labels(fills[:, 5].astype(np.int64), FILL_REASONS),
         },
         columns=list(FILL_COLUMNS),
     )
-    fill_frame["reason"] = fill_frame["reason"].astype("str")
     rt = k.round_trips(np.ascontiguousarray(fills))
-    entry_value, exit_value, opened = rt[:, 4], rt[:, 5], rt[:, 3]
+    entry_value, opened = rt[:, 4], rt[:, 3]
     trades = pd.DataFrame(
         {
             "entry_time": index[rt[:, 0].astype(np.int64)],
             "exit_time": index[rt[:, 1].astype(np.int64)],
-            "side": pd.Series(np.where(rt[:, 2] > 0, "long", "short"), dtype="str"),
+            "side": _labels(rt[:, 2] > 0, ("short", "long")),
             "size": opened,
             "entry_price": entry_value / opened,
-            "exit_price": exit_value / opened,
+            "exit_price": rt[:, 5] / opened,
             "fees": rt[:, 6],
             "pnl": rt[:, 7],
             "return": rt[:, 7] / entry_value,
@@ -63,3 +62,8 @@ def build_result(
         funding_paid=float(state[k.S_FUNDING]),
         name=name,
     )
+
+
+def _labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Categorical:
+    """Categorical labels from integer (or boolean) codes: cheap, and lists every possible value."""
+    return pd.Categorical.from_codes(codes.astype(np.int8), categories=list(names))

@@ -30,11 +30,10 @@ PROGRESS_MIN_BARS = 200_000  # show a progress bar only for long runs
 class Broker:
     """The strategy's view of the account and its order channel for the current bar."""
 
-    __slots__ = ("state", "has_order", "target", "kind", "price", "_returned")
+    __slots__ = ("state", "has_order", "target", "kind", "price")
 
     def __init__(self, state: np.ndarray) -> None:
         self.state = state
-        self._returned = 0.0  # last target returned by on_bar (NaN/None keeps it)
         self.reset()
 
     def reset(self) -> None:
@@ -48,7 +47,9 @@ class Broker:
         if not math.isfinite(target):
             raise BadInputError(f"order target must be a finite number, got {target}")
         if limit is not None and stop is not None:
-            raise BadInputError("an order is either a limit or a stop order: give limit or stop, not both")
+            raise BadInputError(
+                "an order is either a limit or a stop order: give limit or stop, not both"
+            )
         price = limit if limit is not None else stop
         if price is not None and not (math.isfinite(price) and price > 0):
             raise BadInputError(f"order price must be a positive number, got {price}")
@@ -60,18 +61,6 @@ class Broker:
     def cancel(self) -> None:
         self.has_order = True
         self.kind = k.K_CANCEL
-
-    def returned(self, value: float | None) -> None:
-        """A target returned by ``on_bar``: an order only when it changes (as in the vectorized engine)."""
-        if value is None:
-            return
-        value = float(value)
-        if math.isnan(value) or value == self._returned:
-            return
-        if math.isinf(value):
-            raise BadInputError(f"on_bar returned an infinite target {value}: return a finite number")
-        self._returned = value
-        self.submit(value)
 
     @property
     def position(self) -> float:
@@ -106,7 +95,9 @@ def run_event(
     index = data.index
     n = len(index)
     m = market_matrix(data, cfg, funding)
-    p = params(cfg, index)
+    p = params(cfg, index, m)
+    # one 2-D array: cheaper to hand to the compiled step than a tuple, once per bar
+    m2 = np.ascontiguousarray(np.vstack(m))
     state = k.new_state(cfg.initial_cash)
     fills = np.empty((min(2 * n, 1 << 14) + 2 * k.FILL_HEADROOM, k.N_FILL))
     out = np.empty((3, n))
@@ -115,30 +106,44 @@ def run_event(
     opens, highs, lows, closes = (m[j].tolist() for j in (k.M_OPEN, k.M_HIGH, k.M_LOW, k.M_CLOSE))
     volumes = data["volume"].to_numpy(dtype="float64").tolist()
     room = fills.shape[0] - k.FILL_HEADROOM
+    market = k.K_MARKET
+    nan = math.nan
 
     strategy._broker = broker
     try:
         strategy.on_start(data)
-        k.open_phase(state, fills, p, m, 0)
+        recorded = k.step(state, fills, p, m2, out, -1, False, 0.0, market, nan)
         on_bar = strategy.on_bar
         step = k.step
+        last = 0.0  # the last target on_bar returned (None / NaN keep it)
         show = progress if progress is not None else n >= PROGRESS_MIN_BARS
-        for i in tqdm(range(n), disable=not show, desc=f"backtest {strategy.name}", unit="bar"):
+        bars = tqdm(range(n), desc=f"backtest {strategy.name}", unit="bar") if show else range(n)
+        for i in bars:
             ctx.i = i
             ctx.open = opens[i]
             ctx.high = highs[i]
             ctx.low = lows[i]
             ctx.close = closes[i]
             ctx.volume = volumes[i]
-            broker.returned(on_bar(ctx))
-            if state[k.S_NF] > room:
+            value = on_bar(ctx)
+            # a returned target places an order only when it changes, as in the vectorized engine
+            if value is not None and value == value and value != last:
+                last = float(value)
+                broker.submit(last)
+            if recorded > room:
                 fills = k.grow(fills)
                 room = fills.shape[0] - k.FILL_HEADROOM
-            step(state, fills, p, m, out, i, broker.has_order, broker.target, broker.kind, broker.price)
             if broker.has_order:
+                recorded = step(
+                    state, fills, p, m2, out, i, True, broker.target, broker.kind, broker.price
+                )
                 broker.reset()
+            else:
+                recorded = step(state, fills, p, m2, out, i, False, 0.0, market, nan)
         strategy.on_finish()
     finally:
         strategy._broker = None
     extra = {"engine": "event", "funding": "series" if funding is not None else "rate"}
-    return build_result(index, fills[: int(state[k.S_NF])], out, state, cfg, name=name, extra_settings=extra)
+    return build_result(
+        index, fills[: int(state[k.S_NF])], out, state, cfg, name=name, extra_settings=extra
+    )

@@ -37,7 +37,8 @@ P_TRAIL = 11  # trailing-stop fraction (NaN: off)
 P_CLOSE_END = 12  # 1: close any position at the last close
 P_RECORD = 13  # 1: record fills
 P_EXITS = 14  # 1: long positions can exit by themselves (stops, target or leverage > 1)
-N_PARAMS = 15
+P_FUNDED = 15  # 1: some bar has funding (otherwise the funding array is never read)
+N_PARAMS = 16
 
 # --- state vector S -----------------------------------------------------------------------
 S_CASH = 0
@@ -74,14 +75,14 @@ R_LIMIT = 5
 R_STOP = 6
 R_END = 7
 
-# --- market matrix M rows (one column per bar) --------------------------------------------
+# --- market data M: a tuple of per-bar float64 arrays, in this order ---------------------
 M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_VOL, M_FUNDING = 0, 1, 2, 3, 4, 5
 N_MARKET = 6
 
 # fill record columns: bar, side (+1 buy / -1 sell), size, price, fee, reason, and the
 # funding the round trip paid (set on the fill that brings the position back to zero)
 N_FILL = 7
-FILL_HEADROOM = 8  # most fills one bar can produce, plus margin
+FILL_HEADROOM = 16  # one bar makes at most 7 fills (flip, exit, flip, exit, end); margin
 
 
 # Nothing below allocates inside the bar loop (callers pass preallocated buffers), so it is
@@ -108,13 +109,13 @@ def grow(fills: np.ndarray) -> np.ndarray:
 def run_targets(
     state: np.ndarray,
     p: np.ndarray,
-    m: np.ndarray,
+    m: tuple[np.ndarray, ...],
     targets: np.ndarray,
     kinds: np.ndarray,
     prices: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`simulate` over all bars, growing the fill buffer as needed; returns (fills, out)."""
-    n = m.shape[1]
+    n = m[0].shape[0]
     fills = np.empty((min(2 * n, 1 << 14) + 2 * FILL_HEADROOM, N_FILL))
     out = np.empty((3, n))
     i = 0
@@ -228,7 +229,7 @@ def _liquidate(S, F, P, i, px):
 
 
 @step_jit
-def _exits(S, F, P, i, o, h, l, vol, intrabar):
+def _exits(S, F, P, i, o, hi, lo, vol, intrabar):
     """Stop-loss, trailing stop, liquidation and take-profit of the held position.
 
     ``intrabar``: the position was entered inside this bar, so only the adverse side is
@@ -260,7 +261,7 @@ def _exits(S, F, P, i, o, h, l, vol, intrabar):
             px = math.nan
             if not intrabar and o <= level:
                 px = o
-            elif l <= level:
+            elif lo <= level:
                 px = level
             if not math.isnan(px):
                 if is_liq:
@@ -272,7 +273,7 @@ def _exits(S, F, P, i, o, h, l, vol, intrabar):
             level = entry * (1.0 + tp)
             if o >= level:
                 _trade(S, F, P, i, -u, o, P[P_MAKER], R_TAKE_PROFIT)
-            elif h >= level:
+            elif hi >= level:
                 _trade(S, F, P, i, -u, level, P[P_MAKER], R_TAKE_PROFIT)
     else:
         stop = math.inf
@@ -289,7 +290,7 @@ def _exits(S, F, P, i, o, h, l, vol, intrabar):
             px = math.nan
             if not intrabar and o >= level:
                 px = o
-            elif h >= level:
+            elif hi >= level:
                 px = level
             if not math.isnan(px):
                 if is_liq:
@@ -301,41 +302,38 @@ def _exits(S, F, P, i, o, h, l, vol, intrabar):
             level = entry * (1.0 - tp)
             if o <= level:
                 _trade(S, F, P, i, -u, o, P[P_MAKER], R_TAKE_PROFIT)
-            elif l <= level:
+            elif lo <= level:
                 _trade(S, F, P, i, -u, level, P[P_MAKER], R_TAKE_PROFIT)
 
 
 @step_jit
-def _trigger(kind, direction, level, o, h, l):
+def _trigger(kind, direction, level, o, hi, lo):
     """Fill reference price of a resting limit/stop order in this bar, NaN if not touched."""
     if kind == K_LIMIT:
         if direction > 0.0:
-            return o if o <= level else (level if l <= level else math.nan)
-        return o if o >= level else (level if h >= level else math.nan)
+            return o if o <= level else (level if lo <= level else math.nan)
+        return o if o >= level else (level if hi >= level else math.nan)
     if direction > 0.0:
-        return o if o >= level else (level if h >= level else math.nan)
-    return o if o <= level else (level if l <= level else math.nan)
+        return o if o >= level else (level if hi >= level else math.nan)
+    return o if o <= level else (level if lo <= level else math.nan)
 
 
-@phase_jit
-def open_phase(S, F, P, M, i):
-    """Everything that happens from the open of bar ``i`` up to (not including) its close."""
-    S[S_INTRA] = 0.0
-    if S[S_BANKRUPT] != 0.0 or (S[S_ORD] == K_NONE and S[S_UNITS] == 0.0):
-        return
-    o = M[M_OPEN, i]
-    h = M[M_HIGH, i]
-    l = M[M_LOW, i]
-    vol = M[M_VOL, i]
+@step_jit
+def _open_events(S, F, P, M, i):
+    """The open and the range of bar ``i``: pending market fill, exits, resting orders."""
+    o = M[M_OPEN][i]
+    hi = M[M_HIGH][i]
+    lo = M[M_LOW][i]
+    vol = M[M_VOL][i]
     if S[S_ORD] == K_MARKET:
         S[S_ORD] = K_NONE
         _rebalance(S, F, P, i, S[S_ORD_TARGET], o, True, vol, R_SIGNAL)
     u = S[S_UNITS]
     if u < 0.0 or (u > 0.0 and P[P_EXITS] != 0.0):
-        _exits(S, F, P, i, o, h, l, vol, False)
+        _exits(S, F, P, i, o, hi, lo, vol, False)
     kind = S[S_ORD]
-    if kind == K_LIMIT or kind == K_STOP:
-        ref = _trigger(kind, S[S_ORD_DIR], S[S_ORD_PRICE], o, h, l)
+    if kind == K_LIMIT or kind == K_STOP:  # noqa: SIM109 - plain compares compile best
+        ref = _trigger(kind, S[S_ORD_DIR], S[S_ORD_PRICE], o, hi, lo)
         if not math.isnan(ref):
             S[S_ORD] = K_NONE
             before = S[S_UNITS]
@@ -347,46 +345,76 @@ def open_phase(S, F, P, M, i):
             )
             if ref != o and grew:
                 S[S_INTRA] = 1.0
-                _exits(S, F, P, i, o, h, l, vol, True)
+                _exits(S, F, P, i, o, hi, lo, vol, True)
+
+
+@phase_jit
+def open_phase(S, F, P, M, i):
+    """Everything that happens from the open of bar ``i`` up to (not including) its close.
+
+    Most bars have nothing to do (flat, or long with no exit that could trigger, and no order
+    waiting): they return here; the rest is a call, which keeps the inlined loop small.
+    """
+    if S[S_INTRA] != 0.0:
+        S[S_INTRA] = 0.0
+    if S[S_BANKRUPT] != 0.0:
+        return
+    if S[S_ORD] == K_NONE:
+        u = S[S_UNITS]
+        if u == 0.0 or (u > 0.0 and P[P_EXITS] == 0.0):
+            return
+    _open_events(S, F, P, M, i)
+
+
+@step_jit
+def _decide(S, F, P, M, i, target, kind, price):
+    """Turn the decision at bar ``i``'s close into an order (or a fill, with ``fill_at=close``)."""
+    d = target - S[S_HELD]
+    if kind == K_CANCEL or d == 0.0:
+        S[S_ORD] = K_NONE
+    elif kind == K_MARKET and P[P_FILL_CLOSE] != 0.0:
+        S[S_ORD] = K_NONE
+        _rebalance(S, F, P, i, target, M[M_CLOSE][i], True, M[M_VOL][i], R_SIGNAL)
+    else:
+        S[S_ORD] = kind
+        S[S_ORD_TARGET] = target
+        S[S_ORD_PRICE] = price
+        S[S_ORD_DIR] = 1.0 if d > 0.0 else -1.0
+
+
+@step_jit
+def _finish(S, F, P, M, i):
+    """After the last bar: cancel what is pending and close out (unless asked not to)."""
+    S[S_ORD] = K_NONE
+    if P[P_CLOSE_END] != 0.0 and S[S_UNITS] != 0.0:
+        _rebalance(S, F, P, i, 0.0, M[M_CLOSE][i], True, M[M_VOL][i], R_END)
 
 
 @phase_jit
 def close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, last):
     """Funding, trailing reference, the decision at this close, and the end-of-data close-out."""
-    c = M[M_CLOSE, i]
+    c = M[M_CLOSE][i]
     u = S[S_UNITS]
     pay = 0.0
     if u != 0.0:
-        rate = M[M_FUNDING, i]
+        rate = M[M_FUNDING][i] if P[P_FUNDED] != 0.0 else 0.0
         if rate != 0.0:
             pay = u * c * rate
             S[S_CASH] -= pay
             S[S_FUNDING] += pay
             S[S_TFUND] += pay
         if u > 0.0:
-            ref = c if S[S_INTRA] != 0.0 else M[M_HIGH, i]
+            ref = c if S[S_INTRA] != 0.0 else M[M_HIGH][i]
             if ref > S[S_PEAK]:
                 S[S_PEAK] = ref
         else:
-            ref = c if S[S_INTRA] != 0.0 else M[M_LOW, i]
+            ref = c if S[S_INTRA] != 0.0 else M[M_LOW][i]
             if ref < S[S_PEAK]:
                 S[S_PEAK] = ref
     if has_order and S[S_BANKRUPT] == 0.0:
-        d = target - S[S_HELD]
-        if kind == K_CANCEL or d == 0.0:
-            S[S_ORD] = K_NONE
-        elif kind == K_MARKET and P[P_FILL_CLOSE] != 0.0:
-            S[S_ORD] = K_NONE
-            _rebalance(S, F, P, i, target, c, True, M[M_VOL, i], R_SIGNAL)
-        else:
-            S[S_ORD] = kind
-            S[S_ORD_TARGET] = target
-            S[S_ORD_PRICE] = price
-            S[S_ORD_DIR] = 1.0 if d > 0.0 else -1.0
+        _decide(S, F, P, M, i, target, kind, price)
     if last:
-        S[S_ORD] = K_NONE
-        if P[P_CLOSE_END] != 0.0 and S[S_UNITS] != 0.0:
-            _rebalance(S, F, P, i, 0.0, c, True, M[M_VOL, i], R_END)
+        _finish(S, F, P, M, i)
     if OUT.shape[1] > 0:
         OUT[0, i] = S[S_CASH] + S[S_UNITS] * c
         OUT[1, i] = S[S_UNITS]
@@ -395,11 +423,14 @@ def close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, last):
 
 @step_jit
 def step(S, F, P, M, OUT, i, has_order, target, kind, price):
-    """Close of bar ``i`` then the open of bar ``i + 1``: one call per bar for the event engine."""
-    n = M.shape[1]
-    close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, i == n - 1)
+    """Close of bar ``i`` then the open of bar ``i + 1``: one call per bar for the event engine
+    (``i = -1`` runs only the first open). Returns the number of fills recorded so far."""
+    n = M[0].shape[0]
+    if i >= 0:
+        close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, i == n - 1)
     if i + 1 < n:
         open_phase(S, F, P, M, i + 1)
+    return int(S[S_NF])
 
 
 @step_jit
@@ -411,7 +442,7 @@ def simulate(S, P, M, targets, kinds, prices, F, OUT, start):
     ``F``, per-bar equity / units / funding to ``OUT``. Returns the next bar to run: less
     than the number of bars when ``F`` is nearly full (grow it and call again).
     """
-    n = M.shape[1]
+    n = M[0].shape[0]
     last_target = S[S_LAST]
     has_kinds = kinds.shape[0] > 0
     room = F.shape[0] - FILL_HEADROOM
@@ -447,13 +478,14 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
     """
     crossover = targets.shape[0] == 0
     runs = fast_rows.shape[0] if crossover else targets.shape[0]
-    n = M.shape[1]
+    n = M[0].shape[0]
     for j in prange(runs):
         s = S[j]
         last_target = 0.0
         peak = s[S_CASH]
         prev = s[S_CASH]
         mdd = 0.0
+        floor = s[S_CASH]  # equity below this is a new maximum drawdown
         sr = 0.0
         sr2 = 0.0
         state = 0.0
@@ -476,12 +508,14 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
             if has:
                 last_target = t
             close_phase(s, F, P, M, OUT, i, has, t, K_MARKET, math.nan, i == n - 1)
-            eq = s[S_CASH] + s[S_UNITS] * M[M_CLOSE, i]
-            if eq > peak:
-                peak = eq
-            elif peak > 0.0 and 1.0 - eq / peak > mdd:
-                mdd = 1.0 - eq / peak
-            if eq != prev:
+            eq = s[S_CASH] + s[S_UNITS] * M[M_CLOSE][i]
+            if eq != prev:  # flat bars change nothing (their return is 0)
+                if eq > peak:
+                    peak = eq
+                    floor = peak * (1.0 - mdd)
+                elif eq < floor:  # a deeper drawdown: the only place that divides
+                    mdd = 1.0 - eq / peak
+                    floor = eq
                 r = eq / prev - 1.0 if prev > 0.0 else 0.0
                 sr += r
                 sr2 += r * r

@@ -60,13 +60,17 @@ def funding_per_bar(
     n = len(index)
     if funding is None:
         if settings.funding_rate == 0.0:
-            return np.zeros(n)
+            return np.zeros(n)  # calloc: free unless read, and the kernel skips it (P_FUNDED)
         return np.full(n, settings.funding_rate * (bar_length(index) / FUNDING_INTERVAL))
     if not isinstance(funding, pd.Series) or not isinstance(funding.index, pd.DatetimeIndex):
         raise BadInputError("funding must be a pandas Series of rates indexed by UTC timestamps")
     if funding.isna().any():
         raise BadInputError("funding series has NaN rates: fill or drop them first")
-    times = funding.index.tz_localize("UTC") if funding.index.tz is None else funding.index.tz_convert("UTC")
+    times = (
+        funding.index.tz_localize("UTC")
+        if funding.index.tz is None
+        else funding.index.tz_convert("UTC")
+    )
     pos = index.searchsorted(times, side="right") - 1  # bar whose open <= funding time
     keep = (pos >= 0) & (times < index[-1] + bar_length(index))
     out = np.zeros(n)
@@ -76,24 +80,29 @@ def funding_per_bar(
 
 def market_matrix(
     data: pd.DataFrame, settings: ExecutionSettings, funding: pd.Series | None = None
-) -> np.ndarray:
-    """Bars as a float64 matrix, one row per field (open, high, low, close, vol, funding)."""
-    n = len(data)
-    m = np.empty((k.N_MARKET, n))
-    m[k.M_OPEN] = data["open"].to_numpy(dtype="float64")
-    m[k.M_HIGH] = data["high"].to_numpy(dtype="float64")
-    m[k.M_LOW] = data["low"].to_numpy(dtype="float64")
-    m[k.M_CLOSE] = data["close"].to_numpy(dtype="float64")
+) -> tuple[np.ndarray, ...]:
+    """Bars as the kernel's tuple of float64 arrays (open, high, low, close, vol, funding).
+
+    Price columns are used in place when they already are contiguous float64 (no copy).
+    """
+    cols = [
+        np.ascontiguousarray(data[c].to_numpy(dtype="float64"))
+        for c in ("open", "high", "low", "close")
+    ]
     if settings.vol_slippage > 0.0 or settings.size == "vol_target":
-        m[k.M_VOL] = bar_volatility(m[k.M_CLOSE], settings.vol_window)
+        vol = bar_volatility(cols[k.M_CLOSE], settings.vol_window)
     else:
-        m[k.M_VOL] = 0.0
-    m[k.M_FUNDING] = funding_per_bar(data.index, settings, funding)
-    return m
+        vol = np.zeros(len(data))
+    return (*cols, np.ascontiguousarray(vol), funding_per_bar(data.index, settings, funding))
 
 
-def params(settings: ExecutionSettings, index: pd.DatetimeIndex, record: bool = True) -> np.ndarray:
-    """Settings as the kernel's parameter vector."""
+def params(
+    settings: ExecutionSettings,
+    index: pd.DatetimeIndex,
+    market: tuple[np.ndarray, ...],
+    record: bool = True,
+) -> np.ndarray:
+    """Settings as the kernel's parameter vector (``market``: from ``market_matrix``)."""
     p = np.zeros(k.N_PARAMS)
     p[k.P_FEE] = settings.fee_bps / 1e4
     p[k.P_MAKER] = settings.maker_fee_bps / 1e4
@@ -107,10 +116,15 @@ def params(settings: ExecutionSettings, index: pd.DatetimeIndex, record: bool = 
     p[k.P_SIZE_VALUE] = value
     p[k.P_LEV] = settings.leverage
     p[k.P_MM] = settings.maintenance_margin
-    for slot, frac in ((k.P_SL, settings.stop_loss), (k.P_TP, settings.take_profit), (k.P_TRAIL, settings.trailing_stop)):
+    for slot, frac in (
+        (k.P_SL, settings.stop_loss),
+        (k.P_TP, settings.take_profit),
+        (k.P_TRAIL, settings.trailing_stop),
+    ):
         p[slot] = math.nan if frac is None else float(frac)
     p[k.P_CLOSE_END] = 1.0 if settings.close_at_end else 0.0
     p[k.P_RECORD] = 1.0 if record else 0.0
     stops = (settings.stop_loss, settings.take_profit, settings.trailing_stop)
     p[k.P_EXITS] = 1.0 if settings.leverage > 1 or any(x is not None for x in stops) else 0.0
+    p[k.P_FUNDED] = 1.0 if market[k.M_FUNDING].any() else 0.0
     return p

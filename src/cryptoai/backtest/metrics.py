@@ -10,7 +10,10 @@ Edge cases (documented, never hidden):
 - no losing trades: ``profit_factor`` is +inf (no losses to divide by);
 - flat equity (zero volatility): ``sharpe`` and ``sortino`` are NaN;
 - no drawdown: ``calmar`` is NaN;
-- a single bar: ``volatility``/``sharpe`` need two returns and are NaN.
+- a single bar: ``volatility``/``sharpe`` need two returns and are NaN;
+- a wiped-out account (equity <= 0) earns 0 per bar afterwards; ``cagr`` is -1.
+
+Counts (``n_trades``, ``n_bars``, ``max_drawdown_bars``) are ints, everything else floats.
 
 NaN and infinities are kept as floats here; ``to_jsonable`` turns them into ``None`` (JSON
 ``null``) when metrics are written to disk.
@@ -71,10 +74,15 @@ def periods_per_year(index: pd.DatetimeIndex) -> float:
 
 
 def bar_returns(equity: pd.Series, initial_cash: float) -> pd.Series:
-    """Per-bar simple returns; the first bar is measured against the initial cash."""
+    """Per-bar simple returns; the first bar is measured against the initial cash.
+
+    Once the account is wiped out (equity <= 0) it stays dead: later returns are 0.
+    """
     values = equity.to_numpy(dtype="float64")
     previous = np.concatenate(([float(initial_cash)], values[:-1]))
-    return pd.Series(values / previous - 1.0, index=equity.index, name="return")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rets = np.where(previous > 0, values / previous - 1.0, 0.0)
+    return pd.Series(rets, index=equity.index, name="return")
 
 
 def drawdown(equity: pd.Series, initial_cash: float | None = None) -> pd.Series:
@@ -143,10 +151,10 @@ def compute_metrics(
         "sharpe": _ratio(r.mean(), std) * math.sqrt(ppy),
         "sortino": _ratio(r.mean(), downside) * math.sqrt(ppy),
         "max_drawdown": max_dd,
-        "max_drawdown_bars": float(dd_bars),
+        "max_drawdown_bars": dd_bars,
         "max_drawdown_days": dd_bars * DAYS_PER_YEAR / ppy,
         "calmar": _ratio(cagr, abs(max_dd)),
-        "n_trades": float(len(trades)),
+        "n_trades": len(trades),
         "win_rate": float((pnl > 0).mean()) if len(pnl) else math.nan,
         "profit_factor": (_ratio(gains, losses) if losses > 0 else math.inf)
         if len(pnl)
@@ -158,7 +166,7 @@ def compute_metrics(
         "fees_paid": float(fills["fee"].sum()) if len(fills) else 0.0,
         "funding_paid": float(result.funding_paid),
         "final_equity": float(equity.iloc[-1]),
-        "n_bars": float(n),
+        "n_bars": n,
         "periods_per_year": ppy,
     }
 

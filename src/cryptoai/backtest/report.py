@@ -87,16 +87,16 @@ def write_report(
 
 
 def write_trades_csv(trades: pd.DataFrame, path: Path) -> Path:
-    """One row per round trip, in the documented column order (ISO UTC times)."""
+    """One row per round trip, in the documented column order (UTC times)."""
     frame = trades.reindex(columns=list(TRADE_COLUMNS))
-    frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
+    frame.to_csv(path, index=False)
     return path
 
 
 def write_equity_csv(equity: pd.Series, path: Path) -> Path:
     """``timestamp,equity`` at full float precision, so the file round-trips exactly."""
     frame = pd.DataFrame({"timestamp": equity.index, "equity": equity.to_numpy()})
-    frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S%z", float_format="%.17g")
+    frame.to_csv(path, index=False, float_format="%.17g")
     return path
 
 
@@ -175,10 +175,10 @@ def _setting(value: Any) -> str:
 
 
 def _assumptions_link(out: Path) -> str:
-    """Relative link from the report folder to the assumptions page of this repository."""
-    repo_doc = Path(__file__).resolve().parents[3] / ASSUMPTIONS_DOC
-    target = repo_doc if repo_doc.is_file() else Path.cwd() / ASSUMPTIONS_DOC
-    try:
-        return Path(os.path.relpath(target, out.resolve())).as_posix()
-    except ValueError:  # another drive on Windows
-        return ASSUMPTIONS_DOC.as_posix()
+    """Relative link to the assumptions page when the report lies inside the repository
+    (e.g. ``experiments/...``); otherwise the page's path within the repository."""
+    root = Path(__file__).resolve().parents[3]
+    folder = out.resolve()
+    if (root / ASSUMPTIONS_DOC).is_file() and folder.is_relative_to(root):
+        return Path(os.path.relpath(root / ASSUMPTIONS_DOC, folder)).as_posix()
+    return ASSUMPTIONS_DOC.as_posix()

@@ -1,8 +1,9 @@
-"""Vectorized engine: a target-position series in, a `BacktestResult` out.
+"""Vectorized engine: a target-position series (or entry/exit signals) in, a result out.
 
 The target at bar ``t`` is the decision at the close of ``t``: +1 long, -1 short, 0 flat
 (fractions scale the size), NaN keeps the previous target. The path-dependent part (fills,
-stops, sizing, margin) runs in the shared numba kernel.
+stops, sizing, margin) runs in the shared numba kernel. ``targets_from_signals`` turns
+boolean entry/exit signals into such a series.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from cryptoai.backtest import kernel as k
 from cryptoai.backtest.assemble import build_result
@@ -22,7 +24,9 @@ from cryptoai.errors import BadInputError
 log = logging.getLogger(__name__)
 
 
-def align(values: pd.Series | np.ndarray | list | None, index: pd.DatetimeIndex, what: str) -> np.ndarray | None:
+def align(
+    values: pd.Series | np.ndarray | list | None, index: pd.DatetimeIndex, what: str
+) -> np.ndarray | None:
     """A per-bar float array aligned to ``index`` (Series are matched by timestamp)."""
     if values is None:
         return None
@@ -35,14 +39,18 @@ def align(values: pd.Series | np.ndarray | list | None, index: pd.DatetimeIndex,
     else:
         arr = np.asarray(values, dtype="float64")
     if arr.ndim != 1 or len(arr) != len(index):
-        raise BadInputError(f"{what} has {arr.size} values for {len(index)} bars: align it to the data")
+        raise BadInputError(
+            f"{what} has {arr.size} values for {len(index)} bars: align it to the data"
+        )
     if np.isinf(arr).any():
         raise BadInputError(f"{what} contains infinite values: use finite numbers or NaN")
     return np.ascontiguousarray(arr)
 
 
 def order_arrays(
-    index: pd.DatetimeIndex, limit_price: pd.Series | np.ndarray | None, stop_price: pd.Series | np.ndarray | None
+    index: pd.DatetimeIndex,
+    limit_price: pd.Series | np.ndarray | None,
+    stop_price: pd.Series | np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-bar order kind and price: limit where ``limit_price`` is set, stop where ``stop_price`` is."""
     limit = align(limit_price, index, "limit_price")
@@ -59,10 +67,57 @@ def order_arrays(
         if (arr[set_] <= 0).any():
             raise BadInputError(f"{what} must be positive where set: use NaN for a market order")
         if (kinds[set_] != k.K_MARKET).any():
-            raise BadInputError("a bar has both a limit and a stop price: give one order type per bar")
+            raise BadInputError(
+                "a bar has both a limit and a stop price: give one order type per bar"
+            )
         kinds[set_] = kind
         prices[set_] = arr[set_]
     return kinds, prices
+
+
+@njit(cache=True)
+def _entries_exits(long_in, long_out, short_in, short_out, out):  # pragma: no cover - compiled
+    state = 0.0
+    for i in range(out.shape[0]):
+        if long_in[i] and not long_out[i]:
+            state = 1.0
+        elif short_in[i] and not short_out[i]:
+            state = -1.0
+        elif (state > 0.0 and long_out[i]) or (state < 0.0 and short_out[i]):
+            state = 0.0
+        out[i] = state
+    return out
+
+
+def targets_from_signals(
+    entries: pd.Series,
+    exits: pd.Series,
+    short_entries: pd.Series | None = None,
+    short_exits: pd.Series | None = None,
+) -> pd.Series:
+    """Boolean entry/exit signals as a target-position series for ``run_vectorized``.
+
+    An entry goes long (a short entry short, flipping if needed); an exit closes only its own
+    side. A bar with both an entry and an exit of the same side does nothing; a long entry
+    wins over a short entry on the same bar.
+    """
+    index = entries.index
+
+    def flags(x: pd.Series | None, what: str) -> np.ndarray:
+        if x is None:
+            return np.zeros(len(index), dtype=np.bool_)
+        if len(x) != len(index) or not x.index.equals(index):
+            raise BadInputError(f"{what} must share the entries' index")
+        return x.fillna(False).to_numpy(dtype=np.bool_)
+
+    out = _entries_exits(
+        flags(entries, "entries"),
+        flags(exits, "exits"),
+        flags(short_entries, "short_entries"),
+        flags(short_exits, "short_exits"),
+        np.empty(len(index)),
+    )
+    return pd.Series(out, index=index, name="target")
 
 
 def run_vectorized(
@@ -92,7 +147,7 @@ def run_vectorized(
     tgt = align(target, index, "target position")
     kinds, prices = order_arrays(index, limit_price, stop_price)
     m = market_matrix(data, cfg, funding)
-    p = params(cfg, index)
+    p = params(cfg, index, m)
     state = k.new_state(cfg.initial_cash)
     fills, out = k.run_targets(state, p, m, tgt, kinds, prices)
     extra = {"engine": "vectorized", "funding": "series" if funding is not None else "rate"}

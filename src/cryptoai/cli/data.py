@@ -60,7 +60,7 @@ def fetch(
     try:
         for sym in symbol:
             report = fetch_to_store(src, store, sym, timeframe, first, stop, progress=progress)
-            typer.echo(_describe(report))
+            typer.echo(str(report))
     finally:
         src.close()
 
@@ -72,14 +72,6 @@ def _file_range(path: Path, timeframe: str, end: str | None) -> tuple[str, str]:
 
     index = read_ohlcv_file(path).index
     return str(index[0]), end or str(index[-1] + timeframe_to_timedelta(timeframe))
-
-
-def _describe(report: object) -> str:
-    fields = getattr(report, "__dict__", {})
-    key = fields.get("key") or fields.get("series")
-    written = fields.get("bars_written", "?")
-    present = fields.get("already_present", "?")
-    return f"{key}: {written} bars written, {present} already present"
 
 
 def validate(

@@ -148,9 +148,7 @@ class _Sequence(BaseModel):
             dataset = self._dataset(data)
             network = self._network(dataset)
             trainer = pl.Trainer(**self._trainer_kwargs())
-            loader = dataset.to_dataloader(
-                train=True, batch_size=int(self.batch_size), num_workers=0
-            )
+            loader = _cached_loader(dataset, int(self.batch_size))
             trainer.fit(network, train_dataloaders=loader)
             checkpoint = getattr(trainer, "checkpoint_callback", None)
             self.checkpoint_path_ = (checkpoint.last_model_path or None) if checkpoint else None
@@ -375,6 +373,26 @@ def _window_frame(
     target[:, -1] = np.asarray(last_target, dtype=np.float32)
     data[_TARGET] = target.ravel()
     return data
+
+
+def _cached_loader(dataset, batch_size: int):
+    """A shuffling loader over samples built once: ``TimeSeriesDataSet.__getitem__`` costs
+    milliseconds per sample, which would otherwise be paid again every epoch.
+
+    Shuffling draws from torch's global generator (seeded in ``fit``); one process, so
+    the order is reproducible.
+    """
+    from torch.utils.data import DataLoader
+
+    samples = [dataset[i] for i in range(len(dataset))]
+    return DataLoader(
+        samples,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=len(samples) > batch_size,
+        collate_fn=dataset._collate_fn,
+        num_workers=0,
+    )
 
 
 @contextlib.contextmanager

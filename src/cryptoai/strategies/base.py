@@ -69,6 +69,10 @@ class BaseStrategy:
     def __init__(self, **params: Any) -> None:
         self.params = self.resolve_params(params)
         for key, value in self.params.items():
+            if hasattr(BaseStrategy, key):
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {key!r} would hide BaseStrategy.{key}"
+                )
             setattr(self, key, value)
         self._broker: Broker | None = None
         self.cache: dict[Any, Any] | None = None
@@ -149,7 +153,9 @@ class BaseStrategy:
             )
         return self._broker
 
-    def order_target(self, target: float, limit: float | None = None, stop: float | None = None) -> None:
+    def order_target(
+        self, target: float, limit: float | None = None, stop: float | None = None
+    ) -> None:
         """Ask for a target position (+1 long, -1 short, 0 flat, fractions scale the size);
         ``limit`` or ``stop`` make it a limit or stop order at that price."""
         self._require_broker().submit(target, limit, stop)
@@ -158,7 +164,9 @@ class BaseStrategy:
         """Go long ``size`` (a target, scaled by the sizing rule)."""
         self.order_target(abs(size), limit, stop)
 
-    def sell(self, size: float = 1.0, limit: float | None = None, stop: float | None = None) -> None:
+    def sell(
+        self, size: float = 1.0, limit: float | None = None, stop: float | None = None
+    ) -> None:
         """Go short ``size`` (a target, scaled by the sizing rule)."""
         self.order_target(-abs(size), limit, stop)
 

@@ -3,6 +3,8 @@ middle band; optionally short a close above the upper band."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -51,8 +53,9 @@ class BollingerReversion(BaseStrategy):
         return pd.Series(target, index=data.index, name="target").ffill().fillna(0.0)
 
     def on_start(self, data: pd.DataFrame) -> None:
-        self._lower, self._mid, self._upper = self.bands(data)
-        self._close = data["close"].to_numpy()
+        # plain float lists: indexing them per bar is several times faster than numpy's
+        self._lower, self._mid, self._upper = (x.tolist() for x in self.bands(data))
+        self._close = data["close"].to_numpy().tolist()
 
     def on_bar(self, ctx: BarContext) -> float | None:
         t = ctx.i
@@ -61,7 +64,7 @@ class BollingerReversion(BaseStrategy):
             return 1.0
         if self.allow_short and c > self._upper[t]:
             return -1.0
-        if t > 0 and not (np.isnan(self._mid[t]) or np.isnan(self._mid[t - 1])):
-            if (c >= self._mid[t]) != (self._close[t - 1] >= self._mid[t - 1]):
-                return 0.0
-        return None
+        mid, prev_mid = self._mid[t], self._mid[t - 1] if t > 0 else math.nan
+        if math.isnan(mid) or math.isnan(prev_mid):
+            return None
+        return 0.0 if (c >= mid) != (self._close[t - 1] >= prev_mid) else None

@@ -49,16 +49,17 @@ class EmaCross(BaseStrategy):
 
     def validate(self) -> None:
         if self.fast < 1 or self.slow < 1:
-            raise BadInputError(f"ema_cross: spans must be >= 1, got fast={self.fast} slow={self.slow}")
+            raise BadInputError(
+                f"ema_cross: spans must be >= 1, got fast={self.fast} slow={self.slow}"
+            )
         if self.fast >= self.slow:
             raise BadInputError(
                 f"ema_cross: fast={self.fast} must be shorter than slow={self.slow}: swap or change them"
             )
 
     def emas(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        close = data["close"]
-        fast = self.cached(("ema", self.fast), lambda: ema(close, self.fast))
-        slow = self.cached(("ema", self.slow), lambda: ema(close, self.slow))
+        fast = self.cached(("ema", self.fast), lambda: ema(data["close"], self.fast))
+        slow = self.cached(("ema", self.slow), lambda: ema(data["close"], self.slow))
         return fast, slow
 
     def line_keys(self) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -75,7 +76,8 @@ class EmaCross(BaseStrategy):
         return pd.Series(out, index=data.index, name="target")
 
     def on_start(self, data: pd.DataFrame) -> None:
-        self._fast, self._slow = self.emas(data)
+        fast, slow = self.emas(data)
+        self._fast, self._slow = fast.tolist(), slow.tolist()  # floats index fastest per bar
 
     def on_bar(self, ctx: BarContext) -> float | None:
         t = ctx.i

@@ -29,7 +29,9 @@ class ModelSignal(BaseStrategy):
             try:
                 self.short_below = float(self.short_below)
             except (TypeError, ValueError):
-                raise BadInputError(f"model_signal: short_below={self.short_below!r} is not a number") from None
+                raise BadInputError(
+                    f"model_signal: short_below={self.short_below!r} is not a number"
+                ) from None
             if self.short_below > self.long_above:
                 raise BadInputError(
                     f"model_signal: short_below={self.short_below} is above long_above={self.long_above}:"
@@ -37,7 +39,9 @@ class ModelSignal(BaseStrategy):
                 )
         p = self.predictions
         if p is not None and not isinstance(p, pd.Series):
-            raise BadInputError("model_signal: predictions must be a pandas Series indexed by bar time")
+            raise BadInputError(
+                "model_signal: predictions must be a pandas Series indexed by bar time"
+            )
 
     def aligned(self, data: pd.DataFrame) -> np.ndarray:
         """Predictions as one float per bar (NaN where there is none)."""
@@ -50,9 +54,13 @@ class ModelSignal(BaseStrategy):
             return data[self.column].to_numpy(dtype="float64")
         if isinstance(p.index, pd.DatetimeIndex):
             if p.index.tz is None:
-                raise BadInputError("model_signal: prediction timestamps are tz-naive: localize them to UTC")
+                raise BadInputError(
+                    "model_signal: prediction timestamps are tz-naive: localize them to UTC"
+                )
             if not p.index.is_unique:
-                raise BadInputError("model_signal: duplicated prediction timestamps: keep one per bar")
+                raise BadInputError(
+                    "model_signal: duplicated prediction timestamps: keep one per bar"
+                )
             overlap = p.index.intersection(data.index)
             if len(overlap) == 0:
                 raise BadInputError(
@@ -76,7 +84,7 @@ class ModelSignal(BaseStrategy):
         return pd.Series(self._target(self.aligned(data)), index=data.index, name="target")
 
     def on_start(self, data: pd.DataFrame) -> None:
-        self._pred = self.aligned(data)
+        self._pred = self.aligned(data).tolist()
 
     def on_bar(self, ctx: BarContext) -> float | None:
         x = self._pred[ctx.i]

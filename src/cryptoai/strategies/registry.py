@@ -50,7 +50,9 @@ def get_strategy(name: str) -> type[BaseStrategy]:
         ) from None
 
 
-def make_strategy(strategy: str | type[BaseStrategy] | BaseStrategy, params: dict[str, Any] | None = None) -> BaseStrategy:
+def make_strategy(
+    strategy: str | type[BaseStrategy] | BaseStrategy, params: dict[str, Any] | None = None
+) -> BaseStrategy:
     """An instance from a name, a class or an instance (params only with a name or class)."""
     if isinstance(strategy, BaseStrategy):
         if params:
@@ -58,5 +60,7 @@ def make_strategy(strategy: str | type[BaseStrategy] | BaseStrategy, params: dic
         return strategy
     cls = get_strategy(strategy) if isinstance(strategy, str) else strategy
     if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
-        raise BadInputError(f"{strategy!r} is not a strategy: give a name, a BaseStrategy class or instance")
+        raise BadInputError(
+            f"{strategy!r} is not a strategy: give a name, a BaseStrategy class or instance"
+        )
     return cls(**(params or {}))

@@ -38,7 +38,7 @@ class RsiReversion(BaseStrategy):
         return pd.Series(target, index=data.index, name="target").ffill().fillna(0.0)
 
     def on_start(self, data: pd.DataFrame) -> None:
-        self._rsi = self.rsi(data)
+        self._rsi = self.rsi(data).tolist()
 
     def on_bar(self, ctx: BarContext) -> float | None:
         r = self._rsi[ctx.i]

@@ -32,7 +32,14 @@ from cryptoai.strategies.registry import get_strategy
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 64 * 2**20  # target series held in memory at once
-STAT_COLUMNS = ("final_equity", "total_return", "max_drawdown", "sharpe", "n_trades", "funding_paid")
+STAT_COLUMNS = (
+    "final_equity",
+    "total_return",
+    "max_drawdown",
+    "sharpe",
+    "n_trades",
+    "funding_paid",
+)
 
 
 def grid_combinations(grid: Mapping[str, Iterable[Any]]) -> list[dict[str, Any]]:
@@ -68,8 +75,10 @@ def run_many(
             f"targets must be a 2-D array of shape (series, {len(data)} bars), got {targets.shape}"
         )
     m = market_matrix(data, cfg, funding)
-    p = params(cfg, data.index, record=False)
-    return _stats_frame(_simulate_block(m, p, cfg, data.index, targets=np.ascontiguousarray(targets)), cfg)
+    p = params(cfg, data.index, m, record=False)
+    return _stats_frame(
+        _simulate_block(m, p, cfg, data.index, targets=np.ascontiguousarray(targets)), cfg
+    )
 
 
 def sweep(
@@ -99,6 +108,12 @@ def sweep(
         check_data(data)
     elif len(data) == 0:
         raise BadInputError("data has no bars: load a non-empty date range")
+    unknown = sorted(set(grid) - set(cls.params))
+    if unknown:
+        raise BadInputError(
+            f"sweep grid: strategy {cls.name} has no parameter {', '.join(unknown)}:"
+            f" valid parameters are {', '.join(sorted(cls.params))}"
+        )
     combos, skipped, strategies = [], [], []
     for combo in grid_combinations(grid):
         try:
@@ -112,7 +127,7 @@ def sweep(
         raise BadInputError(f"sweep: no valid parameter set in the grid ({skipped[0]})")
 
     m = market_matrix(data, cfg, funding)
-    p = params(cfg, data.index, record=False)
+    p = params(cfg, data.index, m, record=False)
     table = pd.DataFrame(combos)
     if hasattr(cls, "crossover_lines"):
         stats = _crossover_sweep(strategies, data, m, p, cfg)
@@ -133,7 +148,11 @@ def sweep(
 
 
 def _crossover_sweep(
-    strategies: list[BaseStrategy], data: pd.DataFrame, m: np.ndarray, p: np.ndarray, cfg: ExecutionSettings
+    strategies: list[BaseStrategy],
+    data: pd.DataFrame,
+    m: tuple[np.ndarray, ...],
+    p: np.ndarray,
+    cfg: ExecutionSettings,
 ) -> np.ndarray:
     """Strategies whose signal is "long after line A crosses above line B, flat after it
     crosses below" run fused: each distinct line is computed once, no target series is built."""
@@ -144,16 +163,20 @@ def _crossover_sweep(
     slow_rows = np.empty(len(strategies), dtype=np.int64)
     for j, strat in enumerate(strategies):
         strat.cache = shared
-        for key, line, out in zip(strat.line_keys(), strat.crossover_lines(data), (fast_rows, slow_rows), strict=True):
+        for key, line, out in zip(
+            strat.line_keys(), strat.crossover_lines(data), (fast_rows, slow_rows), strict=True
+        ):
             if key not in rows:
                 rows[key] = len(lines)
                 lines.append(np.asarray(line, dtype="float64"))
             out[j] = rows[key]
-    return _simulate_block(m, p, cfg, data.index, lines=np.vstack(lines), fast_rows=fast_rows, slow_rows=slow_rows)
+    return _simulate_block(
+        m, p, cfg, data.index, lines=np.vstack(lines), fast_rows=fast_rows, slow_rows=slow_rows
+    )
 
 
 def _simulate_block(
-    m: np.ndarray,
+    m: tuple[np.ndarray, ...],
     p: np.ndarray,
     cfg: ExecutionSettings,
     index: pd.DatetimeIndex,
@@ -170,11 +193,22 @@ def _simulate_block(
         runs = targets.shape[0]
         lines = np.empty((0, 0))
         fast_rows = slow_rows = np.empty(0, dtype=np.int64)
+    p = p.copy()
+    p[k.P_RECORD] = 0.0  # the parallel kernel has no fill buffers
     states = np.tile(k.new_state(cfg.initial_cash), (runs, 1))
     res = np.empty((runs, 5))
     k.simulate_many(
-        states, p, m, targets, lines, fast_rows, slow_rows,
-        np.empty((0, k.N_FILL)), np.empty((3, 0)), periods_per_year(index), res,
+        states,
+        p,
+        m,
+        targets,
+        lines,
+        fast_rows,
+        slow_rows,
+        np.empty((0, k.N_FILL)),
+        np.empty((3, 0)),
+        periods_per_year(index),
+        res,
     )
     return res
 

@@ -1,0 +1,79 @@
+"""Run a strategy with either engine, and its buy-and-hold benchmark with the same costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from cryptoai.backtest.event import run_event
+from cryptoai.backtest.market import check_data
+from cryptoai.backtest.result import BacktestResult
+from cryptoai.backtest.settings import ExecutionSettings, make_settings
+from cryptoai.backtest.vectorized import run_vectorized
+from cryptoai.errors import BadInputError
+from cryptoai.strategies.base import BaseStrategy
+from cryptoai.strategies.registry import make_strategy
+
+ENGINES = ("vectorized", "event")
+
+
+def run_strategy(
+    data: pd.DataFrame,
+    strategy: str | type[BaseStrategy] | BaseStrategy,
+    params: dict[str, Any] | None = None,
+    settings: ExecutionSettings | dict | None = None,
+    *,
+    engine: str | None = None,
+    funding: pd.Series | None = None,
+    validate: bool = True,
+) -> BacktestResult:
+    """Backtest one strategy; ``engine=None`` uses the vectorized engine when it can."""
+    strat = make_strategy(strategy, params)
+    cfg = make_settings(settings)
+    if engine is None:
+        engine = "vectorized" if strat.has_signals() else "event"
+    if engine not in ENGINES:
+        raise BadInputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if validate:
+        check_data(data)
+    if engine == "vectorized":
+        if not strat.has_signals():
+            raise BadInputError(
+                f"strategy {strat.name} has no vectorized signals: use --engine event"
+            )
+        return run_vectorized(
+            data, strat.signals(data), cfg, funding=funding, name=strat.name, validate=False
+        )
+    return run_event(data, strat, cfg, funding=funding, name=strat.name, validate=False)
+
+
+def run_backtest(
+    data: pd.DataFrame,
+    strategy: str | type[BaseStrategy] | BaseStrategy,
+    params: dict[str, Any] | None = None,
+    settings: ExecutionSettings | dict | None = None,
+    *,
+    engine: str | None = None,
+    funding: pd.Series | None = None,
+) -> tuple[BacktestResult, BacktestResult]:
+    """The strategy and buy-and-hold, through the same engine with the same costs.
+
+    The benchmark drops stops and take-profits (it is the plain market) but keeps fees,
+    slippage, fill timing, sizing, leverage and funding.
+    """
+    check_data(data)
+    result = run_strategy(
+        data, strategy, params, settings, engine=engine, funding=funding, validate=False
+    )
+    cfg = make_settings(settings).with_(stop_loss=None, take_profit=None, trailing_stop=None)
+    bench = run_strategy(
+        data,
+        "buy_and_hold",
+        None,
+        cfg,
+        engine=result.settings["engine"],
+        funding=funding,
+        validate=False,
+    )
+    return result, bench

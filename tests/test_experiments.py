@@ -1,0 +1,386 @@
+"""The experiment runner end to end: real papermill kernels, a real SQLite MLflow store.
+
+Two batches run once per module: the shipped logreg baseline through the shipped notebooks
+(smoke mode), and two small configs over tiny generated notebooks, one of which raises, run
+two at a time. Everything lands in temp folders; the repository is not written to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import mlflow
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from cryptoai import tracking
+from cryptoai.cli import main
+from cryptoai.errors import BadInputError, ConfigError
+from cryptoai.experiment_config import load_experiment
+from cryptoai.experiments import (
+    _relink,
+    claim_folder,
+    expand_config_paths,
+    flatten_metrics,
+    run_batch,
+)
+from cryptoai.fingerprint import frame_fingerprint
+from cryptoai.training import load_training_data
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_NOTEBOOKS = ["01-data-exploration", "02-feature-engineering", "03-model-prototyping",
+                     "04-backtesting"]  # fmt: skip
+STUDY_REAL = "test-real"
+STUDY_TINY = "test-tiny"
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    """Temp MLflow store, raw store and experiments root shared by this module's batches."""
+    root = tmp_path_factory.mktemp("exp")
+    previous = mlflow.get_tracking_uri()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        mp.delenv(tracking.ARTIFACT_ROOT_ENV, raising=False)
+        yield {"root": root, "store": root / "raw", "experiments": root / "experiments"}
+    mlflow.set_tracking_uri(previous)
+
+
+def _config(env, source: Path, dest: str, **changes) -> Path:
+    """A copy of a config with its raw store in the temp folder (and other fields changed)."""
+    data = yaml.safe_load(source.read_text())
+    data["dataset"]["store_root"] = str(env["store"])
+    data.update(changes)
+    path = env["root"] / dest
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def real(env):
+    """The shipped logreg baseline through the shipped notebooks, in smoke mode, via the CLI."""
+    missing = [n for n in SHIPPED_NOTEBOOKS if not (REPO / "notebooks" / f"{n}.ipynb").is_file()]
+    if missing:
+        pytest.fail(f"shipped notebooks missing: {missing}")
+    cfg_path = _config(
+        env, REPO / "configs/experiments/logreg_baseline.yaml", "logreg_baseline.yaml",
+        study=STUDY_REAL,
+    )  # fmt: skip
+    rc = main(["run", str(cfg_path), "--smoke", "--experiments-root", str(env["experiments"]),
+               "--no-progress"])  # fmt: skip
+    folders = sorted(env["experiments"].glob("experiment_*_logreg_baseline*"))
+    assert len(folders) == 1
+    return {"rc": rc, "config": cfg_path, "folder": folders[0]}
+
+
+def _tiny_notebooks(folder: Path) -> Path:
+    """03 trains the config's model (smoke) and saves metrics; 04 writes a fake report; 05 raises."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = 'config_path = None\nseed = 42\nsmoke = False\noutput_dir = "scratch"'
+    bodies = {
+        "03-model-prototyping": (
+            "from cryptoai.experiment_config import load_experiment\n"
+            "from cryptoai.notebook_outputs import NotebookOutputs\n"
+            "from cryptoai.training import train\n"
+            "cfg = load_experiment(config_path)\n"
+            "res = train(cfg.train_config(smoke=smoke), tracking=False, progress=False)\n"
+            "out = NotebookOutputs(output_dir, '03-model-prototyping')\n"
+            "out.metrics(res.aggregate)\n"
+            "res.predictions.to_parquet(out.dir / 'predictions.parquet')\n"
+        ),
+        "04-backtesting": (
+            "import json\n"
+            "import matplotlib\n"
+            "matplotlib.use('Agg')\n"
+            "import matplotlib.pyplot as plt\n"
+            "from cryptoai.notebook_outputs import NotebookOutputs\n"
+            "out = NotebookOutputs(output_dir, '04-backtesting')\n"
+            "fig, ax = plt.subplots()\n"
+            "ax.plot([1, 2, 3])\n"
+            "out.figure(fig, 'equity')\n"
+            "(out.dir / 'metrics.json').write_text(json.dumps({'sharpe': 1.25, 'total_return': "
+            "0.1, 'max_drawdown': -0.2, 'n_trades': 3, 'note': 'text', 'bad': None, "
+            "'benchmark': {'sharpe': 0.5, 'total_return': 0.05, 'max_drawdown': -0.3}}))\n"
+            "out.text('# Report\\n![Equity](equity.png)\\n[notes](../../notes.md)\\n', "
+            "'backtest_report.md')\n"
+        ),
+        "05-fails": "raise ValueError('deliberate failure for the test')\n",
+    }
+    for name, body in bodies.items():
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell(params)
+        cell.metadata["tags"] = ["parameters"]
+        nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}  # fmt: skip
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(env):
+    """Two configs two at a time: one succeeds, one has a notebook that raises."""
+    nb_dir = _tiny_notebooks(env["root"] / "tiny_notebooks")
+    base = dict(
+        study=STUDY_TINY,
+        features=str(REPO / "configs/features/default.yaml"),  # the tiny notebooks run in tmp
+        dataset={"source": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h",
+                 "start": "2024-10-01", "end": "2025-01-01", "store_root": str(env["store"])},
+    )  # fmt: skip
+    ok = _config(env, REPO / "configs/experiments/logreg_baseline.yaml", "tiny_ok.yaml",
+                 name="tiny_ok", notebooks=["03-model-prototyping", "04-backtesting"], **base)  # fmt: skip
+    bad = _config(env, REPO / "configs/experiments/logreg_baseline.yaml", "tiny_bad.yaml",
+                  name="tiny_bad", experiment_id="EXP-BAD",
+                  notebooks=["03-model-prototyping", "05-fails", "04-backtesting"], **base)  # fmt: skip
+    args = ["run", str(bad), str(ok), "--smoke", "--jobs", "2", "--no-progress",
+            "--experiments-root", str(env["experiments"]), "--notebooks-dir", str(nb_dir)]  # fmt: skip
+    rc = main(args)
+    folders = {p.name.split("_", 2)[2]: p for p in env["experiments"].glob("experiment_*_tiny_*")}
+    return {"rc": rc, "ok": folders["tiny_ok"], "bad": folders["tiny_bad"], "notebooks": nb_dir}
+
+
+def _runs(study: str) -> list:
+    tracking.configure()
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(study)
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def _parent(study: str, name: str):
+    runs = [r for r in _runs(study) if r.data.tags.get("experiment.name") == name]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def _children(study: str, parent_id: str) -> dict:
+    return {
+        r.data.tags["mlflow.runName"]: r
+        for r in _runs(study)
+        if r.data.tags.get("mlflow.parentRunId") == parent_id
+    }
+
+
+# --------------------------------------------------------------------------- real batch
+
+
+def test_real_batch_succeeds(real):
+    assert real["rc"] == 0
+
+
+def test_real_folder_contents(real):
+    folder = real["folder"]
+    assert folder.name == f"experiment_{dt.date.today():%Y%m%d}_logreg_baseline"
+    for name in SHIPPED_NOTEBOOKS:
+        executed = nbformat.read(folder / f"{name}.ipynb", as_version=4)
+        codes = [c for c in executed.cells if c.cell_type == "code"]
+        assert codes and all(c.execution_count is not None for c in codes), name
+        injected = [c for c in codes if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and "smoke = True" in injected[0].source
+        assert (folder / name / "metrics.json").is_file(), name
+    saved = load_experiment(folder / "config.yaml")
+    shipped = load_experiment(real["config"])
+    assert saved.date == dt.date.today()
+    assert saved.model_copy(update={"date": None}) == shipped
+    report = (folder / "backtest_report.md").read_text()
+    assert "buy and hold" in report.lower()
+    for link in ("equity.png", "drawdown.png"):
+        assert f"({link})" in report and (folder / link).is_file()
+    predictions = pd.read_parquet(folder / "03-model-prototyping" / "predictions.parquet")
+    assert len(predictions) > 0 and isinstance(predictions.index, pd.DatetimeIndex)
+
+
+def test_real_metrics_json_matches_nested_runs(real):
+    folder = real["folder"]
+    merged = json.loads((folder / "metrics.json").read_text())
+    parent = _parent(STUDY_REAL, "logreg_baseline")
+    children = _children(STUDY_REAL, parent.info.run_id)
+    assert list(children) and set(children) == set(SHIPPED_NOTEBOOKS)
+    prefixes = {"03-model-prototyping": "model", "04-backtesting": "backtest"}
+    expected: dict[str, float] = {}
+    for name, child in children.items():
+        assert child.info.status == "FINISHED"
+        own = json.loads((folder / name / "metrics.json").read_text())
+        assert child.data.metrics == flatten_metrics(own), name
+        prefix = prefixes.get(name, name[3:])
+        expected |= {f"{prefix}.{k}": v for k, v in child.data.metrics.items()}
+    assert merged == expected
+    assert parent.data.metrics == merged
+    # The model and the backtest (with its benchmark) are both there.
+    assert any(k.startswith("model.") for k in merged)
+    assert {"backtest.sharpe", "backtest.benchmark.sharpe"} <= set(merged)
+    backtest = json.loads((folder / "04-backtesting" / "metrics.json").read_text())
+    assert merged["backtest.benchmark.sharpe"] == backtest["benchmark"]["sharpe"]
+
+
+def test_real_run_records_template_and_provenance(real):
+    parent = _parent(STUDY_REAL, "logreg_baseline")
+    tags = parent.data.tags
+    cfg = load_experiment(real["config"])
+    assert parent.info.status == "FINISHED"
+    assert tags["mlflow.runName"] == "EXP-001 logreg_baseline"
+    assert tags["template.experiment_id"] == "EXP-001"
+    assert tags["template.owner"] == cfg.owner
+    assert tags["template.objective"] == cfg.objective
+    assert tags["template.date"] == dt.date.today().isoformat()
+    assert tags["template.config_file"] == str(real["config"])
+    assert tags["template.dataset"].startswith("synthetic BTC/USDT 1h 2023-01-01..2024-12-31")
+    assert "buy-and-hold" in tags["template.backtest_summary"]
+    assert tags["smoke"] == "true" and tags["experiment.folder"] == str(real["folder"])
+    assert tags["git.commit"] and tags["version.mlflow"] == mlflow.__version__
+    # The fingerprint is the loaded data's, computed independently here.
+    frame = load_training_data(cfg.dataset)
+    assert tags["data.fingerprint"] == frame_fingerprint(frame)
+    assert parent.data.params["seed.global"] == "42"
+    assert parent.data.params["config.model.name"] == "logreg"
+    artifacts = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"config.yaml", "metrics.json", "backtest_report.md", "equity.png"} <= artifacts
+    child = _children(STUDY_REAL, parent.info.run_id)["04-backtesting"]
+    child_artifacts = {a.path for a in MlflowClient().list_artifacts(child.info.run_id)}
+    assert {"04-backtesting.ipynb", "04-backtesting"} <= child_artifacts
+    assert child.data.tags["template.experiment_id"] == "EXP-001"
+
+
+def test_report_prints_the_study(real, capsys):
+    capsys.readouterr()
+    assert main(["report", "--study", STUDY_REAL]) in (0, None)
+    out = capsys.readouterr().out
+    assert "EXP-001 logreg_baseline" in out and "FINISHED" in out
+    assert "backtest.sharpe" in out
+    assert "04-backtesting" not in out  # nested runs only with --all
+    main(["report", "--study", STUDY_REAL, "--all"])
+    assert "04-backtesting" in capsys.readouterr().out
+
+
+def test_report_unknown_study_is_one_line(env, capsys):
+    assert main(["report", "--study", "no-such-study"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "no-such-study" in err and "\n" not in err
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_failing_notebook_fails_its_config_only(tiny):
+    assert tiny["rc"] == 1
+    parent = _parent(STUDY_TINY, "tiny_bad")
+    assert parent.info.status == "FAILED"
+    error = parent.data.tags["error"]
+    assert "05-fails" in error and "ValueError: deliberate failure for the test" in error
+    assert "In [" in error  # the cell
+    children = _children(STUDY_TINY, parent.info.run_id)
+    assert set(children) == {"03-model-prototyping", "05-fails"}  # 04 skipped
+    assert children["05-fails"].info.status == "FAILED"
+    assert "deliberate failure" in children["05-fails"].data.tags["error"]
+    assert children["03-model-prototyping"].info.status == "FINISHED"
+    executed = nbformat.read(tiny["bad"] / "05-fails.ipynb", as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in executed.cells for o in c.get("outputs", []))
+    assert not (tiny["bad"] / "04-backtesting.ipynb").exists()
+
+
+def test_other_config_in_the_batch_succeeds(tiny):
+    parent = _parent(STUDY_TINY, "tiny_ok")
+    assert parent.info.status == "FINISHED" and "error" not in parent.data.tags
+    folder = tiny["ok"]
+    merged = json.loads((folder / "metrics.json").read_text())
+    assert merged["backtest.sharpe"] == 1.25 and merged["backtest.n_trades"] == 3.0
+    assert "backtest.note" not in merged and "backtest.bad" not in merged
+    assert parent.data.metrics == merged
+    assert parent.data.tags["template.backtest_summary"] == (
+        "model_signal: Sharpe 1.25 vs 0.50 buy-and-hold; total return 10.0% vs 5.0% buy-and-hold;"
+        " max drawdown -20.0% vs -30.0% buy-and-hold; net of 10 bps fees + 2 bps slippage"
+    )
+    report = (folder / "backtest_report.md").read_text()
+    assert "![Equity](equity.png)" in report and (folder / "equity.png").is_file()
+    assert "[notes](../notes.md)" in report  # relative link moved up one folder
+
+
+def test_parallel_runs_are_deterministic(tiny):
+    """Same config and seed in two kernels at once: identical model metrics and predictions."""
+    ok = json.loads((tiny["ok"] / "03-model-prototyping" / "metrics.json").read_text())
+    bad = json.loads((tiny["bad"] / "03-model-prototyping" / "metrics.json").read_text())
+    assert ok and ok == bad
+    a = pd.read_parquet(tiny["ok"] / "03-model-prototyping" / "predictions.parquet")
+    b = pd.read_parquet(tiny["bad"] / "03-model-prototyping" / "predictions.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_broken_config_stops_the_batch_before_anything_runs(tiny, env, tmp_path):
+    good = env["root"] / "tiny_ok.yaml"
+    data = yaml.safe_load(good.read_text())
+    data["model"]["name"] = "no_such_model"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(data))
+    root = tmp_path / "experiments"
+    with pytest.raises(ConfigError, match=rf"{broken}: field 'model': unknown model"):
+        run_batch([good, broken], experiments_root=root, notebooks_dir=tiny["notebooks"])
+    assert not root.exists()  # no folder claimed, nothing ran
+    data["model"]["name"] = "logreg"
+    data["notebooks"] = ["03-model-prototyping", "07-missing"]
+    broken.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=rf"{broken}: field 'notebooks': 07-missing not found"):
+        run_batch([broken], experiments_root=root, notebooks_dir=tiny["notebooks"])
+    data["notebooks"] = ["03-model-prototyping"]
+    data["backtest"]["strategy"] = "no_such_strategy"
+    broken.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"field 'backtest.strategy': unknown strategy"):
+        run_batch([broken], experiments_root=root, notebooks_dir=tiny["notebooks"])
+
+
+def test_cli_errors_are_one_line(env, tmp_path, capsys):
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.yaml not found" in err and "\n" not in err
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_flatten_metrics():
+    data = {"a": 1, "b": {"c": 2.5, "d": None, "e": float("nan")}, "f": True, "g": "x",
+            "h": float("inf"), "i (j)": 3}  # fmt: skip
+    assert flatten_metrics(data) == {"a": 1.0, "b.c": 2.5, "i _j_": 3.0}
+    assert flatten_metrics({"x": 1}, "model.") == {"model.x": 1.0}
+
+
+def test_claim_folder_suffixes(tmp_path):
+    day = dt.date(2025, 1, 31)
+    first = claim_folder(tmp_path, "demo", day)
+    second = claim_folder(tmp_path, "demo", day)
+    third = claim_folder(tmp_path, "demo", day)
+    assert [p.name for p in (first, second, third)] == [
+        "experiment_20250131_demo",
+        "experiment_20250131_demo_2",
+        "experiment_20250131_demo_3",
+    ]
+    assert all(p.is_dir() for p in (first, second, third))
+
+
+def test_relink(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.png").write_text("")
+    text = "![a](a.png) [d](../docs/x.md) [w](https://x.org/a) [h](#top)"
+    assert _relink(text, tmp_path / "sub", tmp_path) == (
+        "![a](a.png) [d](docs/x.md) [w](https://x.org/a) [h](#top)"
+    )
+
+
+def test_expand_config_paths(tmp_path):
+    for name in ("b.yaml", "a.yaml"):
+        (tmp_path / name).write_text("")
+    assert expand_config_paths([str(tmp_path / "*.yaml")]) == [
+        tmp_path / "a.yaml",
+        tmp_path / "b.yaml",
+    ]
+    with pytest.raises(BadInputError, match="no config matches"):
+        expand_config_paths([str(tmp_path / "*.yml")])
+    with pytest.raises(BadInputError, match="no experiment config"):
+        expand_config_paths([])
+    with pytest.raises(BadInputError, match="jobs"):
+        run_batch([tmp_path / "a.yaml"], jobs=0)

@@ -1,0 +1,202 @@
+"""Built-in strategies against independent computations, and the registry's errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptoai.errors import BadInputError
+from cryptoai.strategies import (
+    BaseStrategy,
+    get_strategy,
+    list_strategies,
+    make_strategy,
+    register_strategy,
+)
+from cryptoai.strategies import registry as registry_module
+
+N = 600
+
+
+def random_bars(n: int = N, seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.r_[100.0, close[:-1]]
+    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.002,
+            "low": np.minimum(open_, close) * 0.998,
+            "close": close,
+            "volume": 1.0,
+        },
+        index=idx,
+    )
+
+
+DATA = random_bars()
+
+
+def _state_machine(events: list[float | None]) -> np.ndarray:
+    """Target held after each bar's event (None: keep), starting flat."""
+    state, out = 0.0, []
+    for e in events:
+        if e is not None:
+            state = e
+        out.append(state)
+    return np.array(out)
+
+
+def test_ema_cross_matches_pandas_ewm_and_a_plain_crossing_loop():
+    fast_span, slow_span = 7, 25
+    close = DATA["close"]
+    fast = close.ewm(span=fast_span, adjust=False).mean()
+    slow = close.ewm(span=slow_span, adjust=False).mean()
+    fast[: fast_span - 1] = np.nan  # undefined for the first span - 1 bars
+    slow[: slow_span - 1] = np.nan
+    events: list[float | None] = [None]
+    for t in range(1, N):
+        f0, s0, f1, s1 = fast.iloc[t - 1], slow.iloc[t - 1], fast.iloc[t], slow.iloc[t]
+        if np.isnan([f0, s0, f1, s1]).any():
+            events.append(None)
+        elif f1 > s1 and f0 <= s0:
+            events.append(1.0)
+        elif f1 < s1 and f0 >= s0:
+            events.append(0.0)
+        else:
+            events.append(None)
+    expected = _state_machine(events)
+    got = make_strategy("ema_cross", {"fast": fast_span, "slow": slow_span}).signals(DATA)
+    np.testing.assert_array_equal(got.to_numpy(), expected)
+    assert got.index.equals(DATA.index)
+    assert got.iloc[:slow_span].eq(0).all()  # no cross before both EMAs exist
+    assert 0 < got.diff().abs().sum() < N  # it does trade
+
+
+def test_bollinger_reversion_matches_ta_bands_and_a_loop():
+    import ta
+
+    window, k = 20, 2.0
+    bands = ta.volatility.BollingerBands(DATA["close"], window=window, window_dev=k)
+    lower, mid, upper = (
+        bands.bollinger_lband().to_numpy(copy=True),
+        bands.bollinger_mavg().to_numpy(copy=True),
+        bands.bollinger_hband().to_numpy(copy=True),
+    )
+    lower[: window - 1] = mid[: window - 1] = upper[: window - 1] = np.nan
+    close = DATA["close"].to_numpy()
+    events: list[float | None] = []
+    for t in range(N):
+        if close[t] < lower[t]:
+            events.append(1.0)
+        elif close[t] > upper[t]:
+            events.append(-1.0)
+        elif (
+            t > 0
+            and not np.isnan(mid[t - 1])
+            and (close[t] >= mid[t]) != (close[t - 1] >= mid[t - 1])
+        ):
+            events.append(0.0)
+        else:
+            events.append(None)
+    got = make_strategy("bollinger_reversion", {"window": window, "k": k, "allow_short": True})
+    np.testing.assert_array_equal(got.signals(DATA).to_numpy(), _state_machine(events))
+    assert set(np.unique(got.signals(DATA))) == {-1.0, 0.0, 1.0}
+    long_only = make_strategy("bollinger_reversion", {"allow_short": False}).signals(DATA)
+    assert long_only.min() == 0.0 and long_only.max() == 1.0
+
+
+def test_rsi_reversion_matches_ta_rsi_and_a_loop():
+    import ta
+
+    rsi = ta.momentum.RSIIndicator(DATA["close"], window=14).rsi().to_numpy(copy=True)
+    rsi[:14] = np.nan  # ta fills its warm-up; the strategy treats it as unknown
+    events = [1.0 if r < 30 else 0.0 if r > 70 else None for r in rsi]
+    got = make_strategy("rsi_reversion", {}).signals(DATA).to_numpy()
+    np.testing.assert_array_equal(got[20:], _state_machine(events)[20:])
+    assert set(np.unique(got)) == {0.0, 1.0}
+
+
+def test_model_signal_thresholds_and_alignment():
+    pred = pd.Series([0.9, 0.5, 0.1, np.nan, 0.6], index=DATA.index[[0, 1, 2, 3, 5]])
+    s = make_strategy(
+        "model_signal", {"predictions": pred, "long_above": 0.55, "short_below": 0.45}
+    )
+    got = s.signals(DATA)
+    np.testing.assert_array_equal(got.iloc[:6].to_numpy(), [1.0, 0.0, -1.0, 0.0, 0.0, 1.0])
+    assert (got.iloc[6:] == 0).all()  # no prediction: flat
+    long_only = make_strategy("model_signal", {"predictions": pred}).signals(DATA)
+    assert long_only.min() == 0.0
+    with_column = DATA.assign(prediction=np.linspace(0, 1, N))
+    col = make_strategy("model_signal", {"long_above": 0.5}).signals(with_column)
+    assert col.iloc[-1] == 1.0 and col.iloc[0] == 0.0
+
+
+def test_model_signal_errors():
+    with pytest.raises(BadInputError, match="needs predictions"):
+        make_strategy("model_signal").signals(DATA)
+    other = pd.Series([0.9], index=[pd.Timestamp("2030-01-01", tz="UTC")])
+    with pytest.raises(BadInputError, match="no prediction timestamp matches"):
+        make_strategy("model_signal", {"predictions": other}).signals(DATA)
+    with pytest.raises(BadInputError, match="overlap"):
+        make_strategy("model_signal", {"long_above": 0.4, "short_below": 0.6})
+
+
+def test_registry_lists_builtins_and_explains_bad_names():
+    assert {
+        "buy_and_hold",
+        "ema_cross",
+        "bollinger_reversion",
+        "rsi_reversion",
+        "model_signal",
+    } <= set(list_strategies())
+    assert get_strategy("ema_cross").name == "ema_cross"
+    with pytest.raises(BadInputError) as err:
+        get_strategy("ema_crossover")
+    assert "ema_cross" in str(err.value) and "rsi_reversion" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_or_mistyped_parameters_are_errors_listing_the_valid_ones():
+    with pytest.raises(BadInputError, match=r"no parameter span: valid parameters are fast, slow"):
+        make_strategy("ema_cross", {"span": 3})
+    with pytest.raises(BadInputError, match="not a valid int"):
+        make_strategy("ema_cross", {"fast": "ten"})
+    with pytest.raises(BadInputError, match="shorter than slow"):
+        make_strategy("ema_cross", {"fast": 30, "slow": 10})
+    s = make_strategy("rsi_reversion", {"window": "10", "allow_short": "true", "lower": 20})
+    assert (s.window, s.allow_short, s.lower) == (10, True, 20.0)
+    assert s.params["window"] == 10 and get_strategy("rsi_reversion").params["window"] == 14
+
+
+def test_register_a_custom_strategy_by_decorator():
+    try:
+
+        @register_strategy("always_short_test")
+        class AlwaysShort(BaseStrategy):
+            params = {"size": 0.5}
+
+            def signals(self, data):
+                return pd.Series(-self.size, index=data.index)
+
+        assert get_strategy("always_short_test") is AlwaysShort
+        assert AlwaysShort.name == "always_short_test"
+        assert make_strategy("always_short_test", {"size": 1}).signals(DATA).iloc[0] == -1.0
+        assert AlwaysShort.has_signals() and not AlwaysShort.has_on_bar()
+        with pytest.raises(ValueError, match="already used"):
+
+            @register_strategy("always_short_test")
+            class Other(BaseStrategy):
+                pass
+
+        with pytest.raises(TypeError):
+            register_strategy("not_a_strategy")(object)
+    finally:
+        registry_module._REGISTRY.pop("always_short_test", None)
+
+
+def test_orders_outside_the_event_engine_are_refused():
+    with pytest.raises(BadInputError, match="only be placed while the event engine runs"):
+        make_strategy("buy_and_hold").buy()
