@@ -58,9 +58,9 @@ def test_prints_folds_and_metrics_beside_the_baseline(config_file, capsys):
     assert set(table) == {"accuracy", "roc_auc", "log_loss", "ic", "hit_rate"}
     # the printed numbers are the run's numbers (same config and seed, so the same run)
     res = train(config_file, tracking=False, progress=False)
-    assert table["accuracy"][3] == f"{res.aggregate['accuracy']:.4f}"
-    assert table["accuracy"][4] == f"{res.baseline_aggregate['accuracy']:.4f}"
-    assert table["log_loss"][0] == f"{res.per_fold[0]['log_loss']:.4f}"
+    assert table["accuracy"][3] == f"{res.aggregate['accuracy']:.4g}"
+    assert table["accuracy"][4] == f"{res.baseline_aggregate['accuracy']:.4g}"
+    assert table["log_loss"][0] == f"{res.per_fold[0]['log_loss']:.4g}"
     assert "MLflow run" not in out
 
 
@@ -73,7 +73,7 @@ def test_smoke_flag_and_tracked_run(config_file, tmp_path, monkeypatch, capsys):
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["config.smoke"] == "true"
-    assert f"{run.data.metrics['accuracy']:.4f}" == _table(out)["accuracy"][3]
+    assert f"{run.data.metrics['accuracy']:.4g}" == _table(out)["accuracy"][3]
 
 
 def test_errors_are_one_line(config_file, tmp_path, capsys):

@@ -272,11 +272,12 @@ def test_signal_histogram_and_grouped_bars():
 
 def test_markdown_table():
     frame = pd.DataFrame(
-        {"x": [1.23456, float("nan")], "ok": [True, False]},
+        {"x": [1.23456, float("nan")], "ok": [True, False], "bars": [17544, 3]},
         index=pd.Index(["a|b", "c"], name="name"),
     )
     assert eda.markdown_table(frame, "{:.2f}") == (
-        "| name | x | ok |\n|---|---|---|\n| a\\|b | 1.23 | True |\n| c | n/a | False |"
+        "| name | x | ok | bars |\n|---|---|---|---|\n"
+        "| a\\|b | 1.23 | True | 17544 |\n| c | n/a | False | 3 |"
     )
 
 

@@ -245,6 +245,7 @@ def test_real_run_records_template_and_provenance(real):
     child_artifacts = {a.path for a in MlflowClient().list_artifacts(child.info.run_id)}
     assert {"04-backtesting.ipynb", "04-backtesting"} <= child_artifacts
     assert child.data.tags["template.experiment_id"] == "EXP-001"
+    assert child.data.tags["smoke"] == "true" and child.data.tags["notebook"] == "04-backtesting"
 
 
 def test_report_prints_the_study(real, capsys):
@@ -253,6 +254,8 @@ def test_report_prints_the_study(real, capsys):
     out = capsys.readouterr().out
     assert "EXP-001 logreg_baseline" in out and "FINISHED" in out
     assert "backtest.sharpe" in out
+    header, row = out.splitlines()[:2]
+    assert " status smoke " in header and " FINISHED   yes " in row  # a smoke run, marked
     assert "04-backtesting" not in out  # nested runs only with --all
     main(["report", "--study", STUDY_REAL, "--all"])
     assert "04-backtesting" in capsys.readouterr().out

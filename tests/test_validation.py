@@ -267,6 +267,7 @@ def test_baseline_is_the_training_folds_majority_class():
     for k, (tr, te) in enumerate(splits):
         share = y.iloc[tr].mean()
         block = oos[oos["fold"] == k]
+        assert block.index.equals(X.index[te])
         assert (block["pred"] == float(share > 0.5)).all()
         np.testing.assert_allclose(block["proba_1"], share)
     reg, _ = walk_forward_predict(

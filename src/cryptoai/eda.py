@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from cryptoai.errors import BadInputError, CryptoaiError
@@ -35,16 +36,29 @@ Frames = Mapping[str, pd.DataFrame]
 # ===================================================================== notebook setup
 def find_repo_root(start: str | Path | None = None) -> Path:
     """The cryptoai checkout around ``start`` (default: cwd), else around the installed
-    package (an editable install), else ``start`` itself."""
+    package (an editable install), else ``start`` itself.
+
+    Same rule as ``cryptoai.tracking.repo_root``, without importing MLflow (seconds) into
+    every notebook kernel.
+    """
     import cryptoai
-    from cryptoai.tracking import repo_root
 
     here = Path(start or Path.cwd()).resolve()
-    for candidate in (here, Path(cryptoai.__file__).resolve().parent):
-        root = repo_root(candidate)
-        if (root / "pyproject.toml").is_file():
-            return root
+    for base in (here, Path(cryptoai.__file__).resolve().parent):
+        for folder in (base, *base.parents):
+            if _is_cryptoai_checkout(folder):
+                return folder
     return here
+
+
+def _is_cryptoai_checkout(folder: Path) -> bool:
+    import tomllib
+
+    try:
+        with (folder / "pyproject.toml").open("rb") as fh:
+            return tomllib.load(fh).get("project", {}).get("name") == "cryptoai"
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
 
 
 def resolve_path(path: str | Path, root: str | Path | None = None) -> Path:
@@ -293,6 +307,9 @@ def plot_prices(frames: Frames) -> Figure:
         close = df["close"].astype("float64")
         ax.plot(_utc_naive(df.index), close / close.iloc[0], lw=0.9, label=name)
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.axhline(1.0, color="black", lw=0.6)
     ax.set_ylabel("close / first close")
     ax.set_title("Price (normalized)")
@@ -565,6 +582,6 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
 
     head = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for idx, row in frame.iterrows():
-        lines.append("| " + " | ".join([cell(idx), *(cell(v) for v in row.tolist())]) + " |")
+    for idx, *values in frame.itertuples(name=None):  # keeps each column's type
+        lines.append("| " + " | ".join([cell(idx), *(cell(v) for v in values)]) + " |")
     return "\n".join(lines)

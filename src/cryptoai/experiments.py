@@ -314,7 +314,11 @@ def _run_notebook(
             **run_kwargs,
             run_name=notebook,
             nested=True,
-            tags={"cryptoai.kind": "notebook", "notebook": notebook},
+            tags={
+                "cryptoai.kind": "notebook",
+                "notebook": notebook,
+                "smoke": str(parameters["smoke"]).lower(),
+            },
         ) as run:
             result.run_id = run_id = run.info.run_id
             error: NotebookError | None = None
@@ -584,11 +588,15 @@ def run_batch(
                 results.append(one(i))
                 bar.update()
         else:
-            with ThreadPoolExecutor(max_workers=min(jobs, len(plans))) as pool:
+            # Threads suffice: each notebook runs in its own kernel process.
+            pool = ThreadPoolExecutor(max_workers=min(jobs, len(plans)))
+            try:
                 futures = [pool.submit(one, i) for i in range(len(plans))]
                 for future in futures:
                     future.add_done_callback(lambda _: bar.update())
                 results = [f.result() for f in futures]
+            finally:  # on Ctrl-C, start nothing new; running kernels are interrupted too
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     return results

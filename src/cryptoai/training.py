@@ -185,6 +185,10 @@ class TrainResult:
         cols["baseline"] = [self.baseline_aggregate.get(m, np.nan) for m in names]
         return pd.DataFrame(cols, index=pd.Index(names, name="metric"))
 
+    def summary_text(self) -> str:
+        """``summary()`` as text, four significant digits (returns' MSE is tiny)."""
+        return self.summary().to_string(float_format=lambda v: f"{v:.4g}", na_rep="-")
+
 
 # ---------------------------------------------------------------------- pipeline
 def train(
@@ -482,7 +486,7 @@ def _log_result(res: TrainResult, cfg: TrainConfig) -> None:
     tr.log_dataframe(res.predictions, "predictions/oos.parquet")
     tr.log_dataframe(res.baseline_predictions, "predictions/baseline_oos.parquet")
     tr.log_dataframe(res.folds, "predictions/folds.csv")
-    tr.log_text(res.summary().to_string(float_format="%.4f"), "summary.txt")
+    tr.log_text(res.summary_text(), "summary.txt")
     for name, fig in _plots(res):
         tr.log_figure(fig, f"plots/{name}.png")
     if res.model is not None and cfg.tracking.log_model:

@@ -100,7 +100,7 @@ def run_event(
     m2 = np.ascontiguousarray(np.vstack(m))
     state = k.new_state(cfg.initial_cash)
     fills = np.empty((min(2 * n, 1 << 14) + 2 * k.FILL_HEADROOM, k.N_FILL))
-    out = np.empty((3, n))
+    out = np.empty((k.N_OUT, n))
     broker = Broker(state)
     ctx = BarContext(index, broker)
     opens, highs, lows, closes = (m[j].tolist() for j in (k.M_OPEN, k.M_HIGH, k.M_LOW, k.M_CLOSE))

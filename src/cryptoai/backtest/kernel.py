@@ -12,6 +12,10 @@ about how an order is filled. A bar is processed in two phases:
                  ``close``, otherwise at the next open); last bar: close out.
 
 All state lives in small float64 arrays (layouts below) so the kernels stay allocation-free.
+Most bars of a backtest change nothing but the mark to market (flat, or long with no exit
+that could trigger, no funding and no order waiting: see ``quiet``); the run loops detect
+such stretches and handle them with the same arithmetic as the two phases, minus the
+checks that cannot fire there.
 """
 
 from __future__ import annotations
@@ -82,6 +86,9 @@ N_MARKET = 6
 # fill record columns: bar, side (+1 buy / -1 sell), size, price, fee, reason, and the
 # funding the round trip paid (set on the fill that brings the position back to zero)
 N_FILL = 7
+# per-bar output rows (OUT): equity at the close, units held at the close
+OUT_EQUITY, OUT_UNITS = 0, 1
+N_OUT = 2
 FILL_HEADROOM = 16  # one bar makes at most 7 fills (flip, exit, flip, exit, end); margin
 
 
@@ -117,7 +124,7 @@ def run_targets(
     """`simulate` over all bars, growing the fill buffer as needed; returns (fills, out)."""
     n = m[0].shape[0]
     fills = np.empty((min(2 * n, 1 << 14) + 2 * FILL_HEADROOM, N_FILL))
-    out = np.empty((3, n))
+    out = np.empty((N_OUT, n))
     i = 0
     while i < n:
         i = simulate(state, p, m, targets, kinds, prices, fills, out, i)
@@ -416,9 +423,8 @@ def close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, last):
     if last:
         _finish(S, F, P, M, i)
     if OUT.shape[1] > 0:
-        OUT[0, i] = S[S_CASH] + S[S_UNITS] * c
-        OUT[1, i] = S[S_UNITS]
-        OUT[2, i] = pay
+        OUT[OUT_EQUITY, i] = S[S_CASH] + S[S_UNITS] * c
+        OUT[OUT_UNITS, i] = S[S_UNITS]
 
 
 @step_jit
@@ -434,22 +440,58 @@ def step(S, F, P, M, OUT, i, has_order, target, kind, price):
 
 
 @step_jit
+def quiet(S, P):
+    """True when the coming bars can change nothing but the mark to market until the target
+    changes: no order waiting, and flat or long with no exit that could trigger (no stops,
+    no leverage) and no funding. Both phases are then no-ops but for the equity (and a
+    long's best price, which only a trailing stop reads: a long with one is never quiet)."""
+    if S[S_ORD] != K_NONE:
+        return False
+    u = S[S_UNITS]
+    return u == 0.0 or (u > 0.0 and P[P_EXITS] == 0.0 and P[P_FUNDED] == 0.0)
+
+
+@phase_jit
+def quiet_bars(S, M, OUT, targets, last_target, i, end):
+    """Bars ``i`` .. up to ``end`` (excluded) or the first bar whose target changes, while
+    ``quiet``: what ``open_phase`` and ``close_phase`` would do there. Returns the next bar."""
+    S[S_INTRA] = 0.0  # the open of bar i clears it
+    j = i
+    while j < end:
+        t = targets[j]
+        if t == t and t != last_target:  # a new target: an order, the full phases
+            break
+        j += 1
+    if OUT.shape[1] > 0:
+        u = S[S_UNITS]
+        cash = S[S_CASH]
+        close = M[M_CLOSE]
+        for b in range(i, j):
+            OUT[OUT_EQUITY, b] = cash + u * close[b]
+            OUT[OUT_UNITS, b] = u
+    return j
+
+
+@step_jit
 def simulate(S, P, M, targets, kinds, prices, F, OUT, start):
     """Run target positions through the execution model from bar ``start``; NaN = keep.
 
     An order is placed when the target differs from the previous non-NaN target (start: 0),
     so a position closed by a stop is not re-entered until the signal changes. Fills go to
-    ``F``, per-bar equity / units / funding to ``OUT``. Returns the next bar to run: less
+    ``F``, per-bar equity / units to ``OUT``. Returns the next bar to run: less
     than the number of bars when ``F`` is nearly full (grow it and call again).
     """
     n = M[0].shape[0]
     last_target = S[S_LAST]
     has_kinds = kinds.shape[0] > 0
     room = F.shape[0] - FILL_HEADROOM
-    for i in range(start, n):
+    i = start
+    while i < n:
         if S[S_NF] > room:
             S[S_LAST] = last_target
             return i
+        if quiet(S, P):  # skip to the next target change (the last bar runs in full)
+            i = quiet_bars(S, M, OUT, targets, last_target, i, n - 1)
         open_phase(S, F, P, M, i)
         t = targets[i]
         has = (not math.isnan(t)) and t != last_target
@@ -461,8 +503,41 @@ def simulate(S, P, M, targets, kinds, prices, F, OUT, start):
             kind = kinds[i]
             price = prices[i]
         close_phase(S, F, P, M, OUT, i, has, t, kind, price, i == n - 1)
+        i += 1
     S[S_LAST] = last_target
     return n
+
+
+@phase_jit
+def _target_at(targets, j, fast, slow, crossover, i, state, gap):
+    """Target of run ``j`` at bar ``i``: ``targets[j, i]``, or the crossover state of
+    ``fast`` over ``slow`` (``gap``: fast - slow at bar ``i - 1``). Returns (target, state, gap)."""
+    if crossover:
+        d = fast[i] - slow[i]
+        if i > 0:
+            if d > 0.0 and gap <= 0.0:
+                state = 1.0
+            elif d < 0.0 and gap >= 0.0:
+                state = 0.0
+        return state, state, d
+    return targets[j, i], state, gap
+
+
+@phase_jit
+def _account(eq, prev, peak, floor, mdd, sr, sr2):
+    """Drawdown and sums of bar returns after a bar closing at equity ``eq``."""
+    if eq != prev:  # flat bars change nothing (their return is 0)
+        if eq > peak:
+            peak = eq
+            floor = peak * (1.0 - mdd)
+        elif eq < floor:  # a deeper drawdown: the only place that divides
+            mdd = 1.0 - eq / peak
+            floor = eq
+        r = eq / prev - 1.0 if prev > 0.0 else 0.0
+        sr += r
+        sr2 += r * r
+        prev = eq
+    return prev, peak, floor, mdd, sr, sr2
 
 
 @njit(cache=True, parallel=True, _nrt=False)
@@ -474,11 +549,17 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
     above ``lines[slow_rows[j]]``, 0 from a bar where it crosses below (no target series is
     materialized). ``S`` holds one state row per run; ``P`` must have recording off.
     Writes per run: final equity, max drawdown, annualized Sharpe of bar returns, round
-    trips, funding paid.
+    trips, funding paid. Between target changes a ``quiet`` run only marks to market (and
+    a flat one, with finite closes, not even that: its equity stays put).
     """
     crossover = targets.shape[0] == 0
     runs = fast_rows.shape[0] if crossover else targets.shape[0]
     n = M[0].shape[0]
+    close = M[M_CLOSE]
+    finite = True
+    for i in range(n):
+        if not math.isfinite(close[i]):
+            finite = False
     for j in prange(runs):
         s = S[j]
         last_target = 0.0
@@ -489,37 +570,43 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
         sr = 0.0
         sr2 = 0.0
         state = 0.0
-        a = fast_rows[j] if crossover else 0
-        b = slow_rows[j] if crossover else 0
-        for i in range(n):
+        gap = math.nan
+        fast = lines[fast_rows[j]] if crossover else close
+        slow = lines[slow_rows[j]] if crossover else close
+        i = 0
+        if n > 0:
+            t, state, gap = _target_at(targets, j, fast, slow, crossover, 0, state, gap)
+        while i < n:
+            # a bar in full: both phases
             open_phase(s, F, P, M, i)
-            if crossover:
-                if i > 0:
-                    d = lines[a, i] - lines[b, i]
-                    q = lines[a, i - 1] - lines[b, i - 1]
-                    if d > 0.0 and q <= 0.0:
-                        state = 1.0
-                    elif d < 0.0 and q >= 0.0:
-                        state = 0.0
-                t = state
-            else:
-                t = targets[j, i]
             has = (not math.isnan(t)) and t != last_target
             if has:
                 last_target = t
             close_phase(s, F, P, M, OUT, i, has, t, K_MARKET, math.nan, i == n - 1)
-            eq = s[S_CASH] + s[S_UNITS] * M[M_CLOSE][i]
-            if eq != prev:  # flat bars change nothing (their return is 0)
-                if eq > peak:
-                    peak = eq
-                    floor = peak * (1.0 - mdd)
-                elif eq < floor:  # a deeper drawdown: the only place that divides
-                    mdd = 1.0 - eq / peak
-                    floor = eq
-                r = eq / prev - 1.0 if prev > 0.0 else 0.0
-                sr += r
-                sr2 += r * r
-                prev = eq
+            eq = s[S_CASH] + s[S_UNITS] * close[i]
+            prev, peak, floor, mdd, sr, sr2 = _account(eq, prev, peak, floor, mdd, sr, sr2)
+            i += 1
+            if i == n:
+                break
+            t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
+            if not quiet(s, P):
+                continue
+            # quiet bars up to the next target change (the last bar runs in full)
+            s[S_INTRA] = 0.0
+            u = s[S_UNITS]
+            cash = s[S_CASH]
+            if u == 0.0 and finite:  # equity = cash = prev: nothing to account
+                while i < n - 1 and not (t == t and t != last_target):
+                    i += 1
+                    t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
+            else:
+                while i < n - 1 and not (t == t and t != last_target):
+                    eq = cash + u * close[i]
+                    prev, peak, floor, mdd, sr, sr2 = _account(
+                        eq, prev, peak, floor, mdd, sr, sr2
+                    )
+                    i += 1
+                    t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
         mean = sr / n
         var = (sr2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
         res[j, 0] = prev

@@ -206,7 +206,7 @@ def _simulate_block(
         fast_rows,
         slow_rows,
         np.empty((0, k.N_FILL)),
-        np.empty((3, 0)),
+        np.empty((k.N_OUT, 0)),
         periods_per_year(index),
         res,
     )

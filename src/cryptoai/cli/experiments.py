@@ -9,7 +9,7 @@ import typer
 
 DEFAULT_STUDY = "cryptoai-experiments"
 # Columns of `cryptoai report`, when present; metrics follow.
-_REPORT_COLUMNS = ["run_id", "run_name", "status", "start_time", "experiment_id", "model"]
+_REPORT_COLUMNS = ["run_id", "run_name", "status", "smoke", "start_time", "experiment_id", "model"]
 _REPORT_METRICS = [
     "model.balanced_accuracy",
     "model.roc_auc",
@@ -84,8 +84,12 @@ def report(
     with warnings.catch_warnings():  # pandas' fragmentation notice while columns are added
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         table = runs_table(study)
-    if not all_runs and not table.empty:
-        table = table[~table["run_id"].isin(_nested_run_ids(study))]
+    if not table.empty:
+        tags = _run_tags(study, ["mlflow.parentRunId", "smoke"]).reindex(table["run_id"])
+        table = table.copy()  # de-fragmented, one column added
+        table["smoke"] = tags["smoke"].eq("true").map({True: "yes", False: ""}).to_numpy()
+        if not all_runs:
+            table = table[tags["mlflow.parentRunId"].isna().to_numpy()]
     if table.empty:
         typer.echo(f"no runs in '{study}' yet: run python scripts/run_experiments.py CONFIGS")
         return
@@ -105,16 +109,14 @@ def report(
     )
 
 
-def _nested_run_ids(study: str) -> set[str]:
-    """Runs that are children of another run (one per notebook)."""
+def _run_tags(study: str, names: list[str]):
+    """The given tags of every run of a study, indexed by run id (None where unset)."""
     import mlflow
+    import pandas as pd
 
     experiment = mlflow.MlflowClient().get_experiment_by_name(study)
     runs = mlflow.search_runs(experiment_ids=[experiment.experiment_id])
-    col = "tags.mlflow.parentRunId"
-    if col not in runs:
-        return set()
-    return set(runs.loc[runs[col].notna(), "run_id"])
+    return pd.DataFrame({n: runs.get(f"tags.{n}") for n in names}).set_index(runs["run_id"])
 
 
 def register(app: typer.Typer) -> None:

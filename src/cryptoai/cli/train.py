@@ -31,7 +31,7 @@ def train(
     )
     typer.echo(result.folds[["test_start", "test_end", "n_train", "n_test"]].to_string())
     typer.echo("")
-    typer.echo(result.summary().to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+    typer.echo(result.summary_text())
     if result.run_id:
         typer.echo(f"\nMLflow run {result.run_id}")
 
