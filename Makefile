@@ -10,11 +10,14 @@ SYMBOL ?= BTC/USDT
 TIMEFRAME ?= 1h
 START ?= 2023-01-01
 END ?= 2025-01-01
+# The main job's experiments (full runs); JOBS>1 runs configs in parallel.
+EXPERIMENTS ?= configs/experiments/logreg_baseline.yaml configs/experiments/xgboost.yaml
+JOBS ?= 1
 
-.PHONY: help setup run test lint format mlflow-ui lab bench clean
+.PHONY: help setup run experiments-smoke test lint format mlflow-ui lab bench clean
 
 help:
-	@echo "make run        set up and run the main job offline (fetch synthetic data, validate)"
+	@echo "make run        set up and run the main job offline (synthetic data, baseline experiments)"
 	@echo "make test       set up, lint and run the test suite"
 	@echo "make lint       ruff check + format check"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 over the local mlflow.db"
@@ -39,7 +42,10 @@ run: setup
 		--start $(START) --end $(END) --no-progress
 	$(VENV)/bin/cryptoai validate --symbol $(SYMBOL) --timeframe $(TIMEFRAME) \
 		--report docs/data_quality.md --eda-dir docs/eda
-	$(VENV)/bin/cryptoai coverage
+	$(PY) scripts/run_experiments.py $(EXPERIMENTS) --jobs $(JOBS) --no-progress
+
+experiments-smoke: setup
+	$(PY) scripts/run_experiments.py configs/experiments/*.yaml --smoke --no-progress
 
 test: setup lint
 	$(PY) -m pytest -q

@@ -206,3 +206,15 @@ def test_resuming_from_a_checkpoint_gives_identical_bars(monkeypatch):
     again = synthetic_ohlcv(*args)  # resumes from the last one
     pd.testing.assert_frame_equal(straight, first)
     pd.testing.assert_frame_equal(straight, again)
+
+
+def test_other_seeds_are_stored_apart(tmp_path):
+    from cryptoai.data.fetch import fetch_to_store
+    from cryptoai.data.store import RawStore
+
+    store = RawStore(tmp_path)
+    for seed in (42, 7):
+        fetch_to_store(SyntheticSource(seed), store, "BTC/USDT", "1h", "2024-01-01", "2024-01-02", progress=False)
+    a = store.load("synthetic", "BTC/USDT", "1h")
+    b = store.load("synthetic-seed7", "BTC/USDT", "1h")
+    assert len(a) == len(b) == 24 and not np.allclose(a["close"], b["close"])

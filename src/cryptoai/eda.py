@@ -23,6 +23,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from cryptoai.errors import BadInputError, CryptoaiError
+from cryptoai.paths import repo_root
 
 if TYPE_CHECKING:
     from cryptoai.experiment_config import ExperimentConfig
@@ -35,30 +36,8 @@ Frames = Mapping[str, pd.DataFrame]
 
 # ===================================================================== notebook setup
 def find_repo_root(start: str | Path | None = None) -> Path:
-    """The cryptoai checkout around ``start`` (default: cwd), else around the installed
-    package (an editable install), else ``start`` itself.
-
-    Same rule as ``cryptoai.tracking.repo_root``, without importing MLflow (seconds) into
-    every notebook kernel.
-    """
-    import cryptoai
-
-    here = Path(start or Path.cwd()).resolve()
-    for base in (here, Path(cryptoai.__file__).resolve().parent):
-        for folder in (base, *base.parents):
-            if _is_cryptoai_checkout(folder):
-                return folder
-    return here
-
-
-def _is_cryptoai_checkout(folder: Path) -> bool:
-    import tomllib
-
-    try:
-        with (folder / "pyproject.toml").open("rb") as fh:
-            return tomllib.load(fh).get("project", {}).get("name") == "cryptoai"
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
+    """The cryptoai checkout around ``start`` (default: cwd) or around the installed package."""
+    return repo_root(start, via_package=True)
 
 
 def resolve_path(path: str | Path, root: str | Path | None = None) -> Path:

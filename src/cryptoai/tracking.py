@@ -21,7 +21,6 @@ import re
 import subprocess
 import tempfile
 import time
-import tomllib
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from mlflow.tracking import MlflowClient
 
 from cryptoai.config import read_yaml
 from cryptoai.errors import BadInputError, ConfigError
+from cryptoai.paths import repo_root
 from cryptoai.registry import load_model, log_model, model_requirements, register_model
 from cryptoai.tracking_plots import (
     plot_calibration,
@@ -100,27 +100,6 @@ _PER_FOLD_KEY = re.compile(r"(^|[._/:-])(fold\d+|by_fold)\.")
 
 
 # ---------------------------------------------------------------- where runs are stored
-
-
-def repo_root(start: str | Path | None = None) -> Path:
-    """The cryptoai checkout containing ``start`` (default: cwd), else ``start`` itself.
-
-    Anchoring the store at the repository root keeps notebooks run from ``notebooks/`` and
-    scripts run from the root writing to one ``mlflow.db``.
-    """
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if _is_cryptoai_project(folder / "pyproject.toml"):
-            return folder
-    return here
-
-
-def _is_cryptoai_project(pyproject: Path) -> bool:
-    try:
-        with pyproject.open("rb") as fh:
-            return tomllib.load(fh).get("project", {}).get("name") == "cryptoai"
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
 
 
 def tracking_uri() -> str:
@@ -606,9 +585,11 @@ def runs_table(experiment_name: str) -> pd.DataFrame:
             "data_fingerprint": column("tags.data.fingerprint"),
         }
     )
+    metrics = {}
     for col in runs.columns:
         if col.startswith("metrics."):
             key = col[len("metrics.") :]
             if not _PER_FOLD_KEY.search(key):
-                out[key if key not in out else f"metric.{key}"] = runs[col]
-    return out.reset_index(drop=True)
+                metrics[key if key not in out else f"metric.{key}"] = runs[col]
+    # one concat, not one insert per metric (hundreds of columns would fragment the frame)
+    return pd.concat([out, pd.DataFrame(metrics, index=runs.index)], axis=1).reset_index(drop=True)

@@ -26,16 +26,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 
 def _register() -> None:
-    from cryptoai.cli import data
+    from cryptoai.cli import backtest, data, experiments, features, train
 
-    data.register(app)
-    for name in ("features", "train", "backtest", "experiments"):
-        try:
-            module = __import__(f"cryptoai.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cryptoai.cli.{name}":
-                raise
-            continue
+    for module in (data, features, train, backtest, experiments):
         module.register(app)
 
 

@@ -75,15 +75,12 @@ def report(
     limit: Annotated[int, typer.Option(help="newest runs shown", min=1)] = 20,
 ) -> None:
     """Print the runs of a study (newest first): status, template fields and key metrics."""
-    import warnings
 
     import pandas as pd
 
     from cryptoai.tracking import runs_table
 
-    with warnings.catch_warnings():  # pandas' fragmentation notice while columns are added
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        table = runs_table(study)
+    table = runs_table(study)
     if not table.empty:
         tags = _run_tags(study, ["mlflow.parentRunId", "smoke"]).reindex(table["run_id"])
         table = table.copy()  # de-fragmented, one column added

@@ -78,10 +78,10 @@ class _Params:
 class SyntheticSource(Source):
     """Seeded candle generator; the same seed, symbol and timeframe always give the same bars."""
 
-    exchange = "synthetic"
-
     def __init__(self, seed: int = 42) -> None:
         self.seed = int(seed)
+        # Another seed is another market: keep its candles in their own store folder.
+        self.exchange = "synthetic" if self.seed == 42 else f"synthetic-seed{self.seed}"
 
     def resolve_symbol(self, symbol: str) -> str:
         return canonical(symbol)
