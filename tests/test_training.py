@@ -202,3 +202,25 @@ def test_shipped_configs_validate_and_build(path):
         model = build_model(c)
         assert model.task == c.task
         assert model.get_params()["random_state"] == c.model.params.get("random_state", c.seed)
+
+
+def test_features_are_cached_beside_the_store_and_reused(make_cfg, store):
+    from cryptoai.features.cache import cache_key
+    from cryptoai.features.spec import load_feature_spec
+
+    cfg = make_cfg()
+    first = train(cfg, tracking=False, progress=False)
+    cache = store.parent / "processed" / "features" / "BTC-USDT" / "1h.parquet"
+    assert cache.is_file()
+    stamp = cache.stat().st_mtime_ns
+    again = train(cfg, tracking=False, progress=False)
+    assert cache.stat().st_mtime_ns == stamp  # a hit: nothing recomputed or rewritten
+    assert _same(first.aggregate, again.aggregate)
+    # the stored key is the one of this spec and these candles
+    import pyarrow.parquet as pq
+
+    from cryptoai.training import load_training_data
+
+    meta = pq.read_schema(cache).metadata
+    key = cache_key(load_training_data(cfg.data), load_feature_spec(MINIMAL_SPEC))
+    assert key in {v.decode() for v in meta.values()}

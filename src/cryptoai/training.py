@@ -293,12 +293,19 @@ def build_dataset(
     Leading warm-up rows (incomplete features) and trailing rows without a label are cut;
     rows inside stay, labelled or not, so each row is one bar and ``purge`` counts bars.
     """
+    from cryptoai.features.cache import cached_features
     from cryptoai.features.engineering import build_features
     from cryptoai.features.spec import load_feature_spec
     from cryptoai.labels import forward_log_return, make_target, target_horizon
 
     spec = load_feature_spec(_find_file(cfg.features, config_file, "features spec"))
-    X = build_features(ohlcv, spec)
+    if cfg.data.file is None:
+        # store data: cache beside the store (data/raw -> data/processed/features), keyed by
+        # spec and data fingerprint, so a changed spec or new candles never reuse stale columns
+        cache_root = Path(cfg.data.store_root).parent / "processed" / "features"
+        X = cached_features(ohlcv, spec, cfg.data.symbol, cfg.data.timeframe, root=cache_root)
+    else:
+        X = build_features(ohlcv, spec)
     y = make_target(ohlcv, cfg.target).rename("target")
     forward = forward_log_return(ohlcv["close"], target_horizon(cfg.target)).rename(
         "forward_return"
