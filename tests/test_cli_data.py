@@ -1,24 +1,16 @@
 """The data commands end to end, through the real console entry point, on the offline source."""
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import snapshot
 
 from cryptoai.cli import main
 from cryptoai.data.sources.synthetic import SyntheticSource
 from cryptoai.data.store import RawStore
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def _fetch(root, *extra, start="2024-01-01", end="2024-01-11", tf="1h"):
@@ -58,11 +50,11 @@ def test_fetch_stores_the_source_candles_and_rerun_is_a_no_op(tmp_path, capsys):
         )
     )
     pd.testing.assert_frame_equal(stored, expected, check_freq=False)
-    before = _snapshot(root)
+    before = snapshot(root)
     capsys.readouterr()
     assert _fetch(root) == 0
     assert "0 bars written" in capsys.readouterr().out
-    assert _snapshot(root) == before
+    assert snapshot(root) == before
 
 
 def test_overlapping_fetch_extends_without_duplicates(tmp_path):
@@ -116,7 +108,7 @@ def test_validate_detects_a_corrupted_file(tmp_path, capsys):
 def test_bad_input_is_one_line_nonzero_and_store_untouched(tmp_path, args, needle):
     root = tmp_path / "raw"
     assert _fetch(root) == 0
-    before = _snapshot(root)
+    before = snapshot(root)
     base = ["-m", "cryptoai", "fetch", "--out", str(root), "--no-progress", "--symbol", "BTC/USDT"]
     if "--source" not in args:
         base += ["--source", "synthetic"]
@@ -125,7 +117,7 @@ def test_bad_input_is_one_line_nonzero_and_store_untouched(tmp_path, args, needl
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
-    assert _snapshot(root) == before
+    assert snapshot(root) == before
 
 
 def test_fetch_script_is_the_same_command(tmp_path):

@@ -1,23 +1,13 @@
 """`cryptoai fetch` against a loopback mock Binance over real HTTP: paging, resume, failures."""
 
-import hashlib
-from pathlib import Path
-
 import pandas as pd
+from helpers import snapshot
 from mock_exchange import MockBinance
 
 from cryptoai.cli import main
 from cryptoai.data.store import RawStore
 
 START, END = "2024-01-01", "2024-03-01"
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 def _fetch(mock, root, start, end, *extra):
@@ -57,7 +47,7 @@ def test_fetch_resume_and_persistent_5xx_leave_store_whole(tmp_path, capsys):
         assert _fetch(mock, root, START, "2024-01-20") == 0
         first_pages = mock.requests_to("/klines")
         assert len(first_pages) == 1  # 19 days of 1h bars fit in one 1000-bar page
-        before = _snapshot(root)
+        before = snapshot(root)
 
         # the exchange breaks: one-line error, non-zero exit, store byte-identical
         mock.fail_always(500, path="/api/v3/klines")
@@ -65,7 +55,7 @@ def test_fetch_resume_and_persistent_5xx_leave_store_whole(tmp_path, capsys):
         assert _fetch(mock, root, START, END) != 0
         err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
         assert len(err) == 1 and "127.0.0.1" in err[0] and "500" in err[0]
-        assert _snapshot(root) == before
+        assert snapshot(root) == before
 
         # it recovers: only the missing bars are requested, gaps stay gaps
         mock.clear_failures()

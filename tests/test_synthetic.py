@@ -214,7 +214,15 @@ def test_other_seeds_are_stored_apart(tmp_path):
 
     store = RawStore(tmp_path)
     for seed in (42, 7):
-        fetch_to_store(SyntheticSource(seed), store, "BTC/USDT", "1h", "2024-01-01", "2024-01-02", progress=False)
+        fetch_to_store(
+            SyntheticSource(seed),
+            store,
+            "BTC/USDT",
+            "1h",
+            "2024-01-01",
+            "2024-01-02",
+            progress=False,
+        )
     a = store.load("synthetic", "BTC/USDT", "1h")
     b = store.load("synthetic-seed7", "BTC/USDT", "1h")
     assert len(a) == len(b) == 24 and not np.allclose(a["close"], b["close"])
