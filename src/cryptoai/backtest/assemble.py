@@ -1,6 +1,8 @@
-"""Turn the kernel's arrays (fills, per-bar equity/units/funding) into a `BacktestResult`."""
+"""Turn the kernel's arrays (fills, per-bar equity and units) into a `BacktestResult`."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pandas as pd
@@ -20,34 +22,45 @@ def build_result(
     extra_settings: dict | None = None,
 ) -> BacktestResult:
     # the kernel's arrays are fresh: wrap them without copying (a copy of 1M bars is ~1 ms)
-    equity = pd.Series(out[0], index=index, name="equity", copy=False)
-    position = pd.Series(out[1], index=index, name="position", copy=False)
+    equity = pd.Series(out[k.OUT_EQUITY], index=index, name="equity", copy=False)
+    position = pd.Series(out[k.OUT_UNITS], index=index, name="position", copy=False)
+    # frames from dicts in column order (naming the columns again costs pandas a reindex)
     fill_frame = pd.DataFrame(
-        {
-            "time": index[fills[:, 0].astype(np.int64)],
-            "side": _labels(fills[:, 1] > 0, ("sell", "buy")),
-            "size": fills[:, 2],
-            "price": fills[:, 3],
-            "fee": fills[:, 4],
-            "reason": _labels(fills[:, 5].astype(np.int64), FILL_REASONS),
-        },
-        columns=list(FILL_COLUMNS),
+        dict(
+            zip(
+                FILL_COLUMNS,
+                (
+                    index[fills[:, 0].astype(np.int64)],
+                    _labels(fills[:, 1] > 0, ("sell", "buy")),
+                    fills[:, 2],
+                    fills[:, 3],
+                    fills[:, 4],
+                    _labels(fills[:, 5].astype(np.int64), FILL_REASONS),
+                ),
+                strict=True,
+            )
+        )
     )
     rt = k.round_trips(np.ascontiguousarray(fills))
     entry_value, opened = rt[:, 4], rt[:, 3]
     trades = pd.DataFrame(
-        {
-            "entry_time": index[rt[:, 0].astype(np.int64)],
-            "exit_time": index[rt[:, 1].astype(np.int64)],
-            "side": _labels(rt[:, 2] > 0, ("short", "long")),
-            "size": opened,
-            "entry_price": entry_value / opened,
-            "exit_price": rt[:, 5] / opened,
-            "fees": rt[:, 6],
-            "pnl": rt[:, 7],
-            "return": rt[:, 7] / entry_value,
-        },
-        columns=list(TRADE_COLUMNS),
+        dict(
+            zip(
+                TRADE_COLUMNS,
+                (
+                    index[rt[:, 0].astype(np.int64)],
+                    index[rt[:, 1].astype(np.int64)],
+                    _labels(rt[:, 2] > 0, ("short", "long")),
+                    opened,
+                    entry_value / opened,
+                    rt[:, 5] / opened,
+                    rt[:, 6],
+                    rt[:, 7],
+                    rt[:, 7] / entry_value,
+                ),
+                strict=True,
+            )
+        )
     )
     used = settings.to_dict()
     if extra_settings:
@@ -65,5 +78,13 @@ def build_result(
 
 
 def _labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Categorical:
-    """Categorical labels from integer (or boolean) codes: cheap, and lists every possible value."""
-    return pd.Categorical.from_codes(codes.astype(np.int8), categories=list(names))
+    """Categorical labels from integer (or boolean) codes: cheap, and lists every possible value.
+
+    The codes come from the kernel (always in range), so pandas need not check them again.
+    """
+    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=_dtype(names), validate=False)
+
+
+@functools.cache
+def _dtype(names: tuple[str, ...]) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(list(names))

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from cryptoai.backtest import kernel as k
 from cryptoai.backtest.assemble import build_result
-from cryptoai.backtest.market import check_data, market_matrix, params
+from cryptoai.backtest.market import check_data, market_matrix, may_fund, params
 from cryptoai.backtest.result import BacktestResult
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.errors import BadInputError
@@ -95,7 +95,7 @@ def run_event(
     index = data.index
     n = len(index)
     m = market_matrix(data, cfg, funding)
-    p = params(cfg, index, m)
+    p = params(cfg, index, m, funded=may_fund(cfg, funding))
     # one 2-D array: cheaper to hand to the compiled step than a tuple, once per bar
     m2 = np.ascontiguousarray(np.vstack(m))
     state = k.new_state(cfg.initial_cash)

@@ -80,6 +80,8 @@ R_STOP = 6
 R_END = 7
 
 # --- market data M: a tuple of per-bar float64 arrays, in this order ---------------------
+# (volatility may be empty when nothing reads it: read as 0; funding is read only when
+# P_FUNDED is set)
 M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_VOL, M_FUNDING = 0, 1, 2, 3, 4, 5
 N_MARKET = 6
 
@@ -131,6 +133,13 @@ def run_targets(
         if i < n:
             fills = grow(fills)
     return fills[: int(state[S_NF])], out
+
+
+@step_jit
+def _vol(M, i):
+    """Volatility of bar ``i`` (0 when the column is empty: no setting uses it)."""
+    v = M[M_VOL]
+    return v[i] if v.shape[0] > 0 else 0.0
 
 
 @step_jit
@@ -331,7 +340,7 @@ def _open_events(S, F, P, M, i):
     o = M[M_OPEN][i]
     hi = M[M_HIGH][i]
     lo = M[M_LOW][i]
-    vol = M[M_VOL][i]
+    vol = _vol(M, i)
     if S[S_ORD] == K_MARKET:
         S[S_ORD] = K_NONE
         _rebalance(S, F, P, i, S[S_ORD_TARGET], o, True, vol, R_SIGNAL)
@@ -381,7 +390,7 @@ def _decide(S, F, P, M, i, target, kind, price):
         S[S_ORD] = K_NONE
     elif kind == K_MARKET and P[P_FILL_CLOSE] != 0.0:
         S[S_ORD] = K_NONE
-        _rebalance(S, F, P, i, target, M[M_CLOSE][i], True, M[M_VOL][i], R_SIGNAL)
+        _rebalance(S, F, P, i, target, M[M_CLOSE][i], True, _vol(M, i), R_SIGNAL)
     else:
         S[S_ORD] = kind
         S[S_ORD_TARGET] = target
@@ -394,7 +403,7 @@ def _finish(S, F, P, M, i):
     """After the last bar: cancel what is pending and close out (unless asked not to)."""
     S[S_ORD] = K_NONE
     if P[P_CLOSE_END] != 0.0 and S[S_UNITS] != 0.0:
-        _rebalance(S, F, P, i, 0.0, M[M_CLOSE][i], True, M[M_VOL][i], R_END)
+        _rebalance(S, F, P, i, 0.0, M[M_CLOSE][i], True, _vol(M, i), R_END)
 
 
 @phase_jit
@@ -402,7 +411,6 @@ def close_phase(S, F, P, M, OUT, i, has_order, target, kind, price, last):
     """Funding, trailing reference, the decision at this close, and the end-of-data close-out."""
     c = M[M_CLOSE][i]
     u = S[S_UNITS]
-    pay = 0.0
     if u != 0.0:
         rate = M[M_FUNDING][i] if P[P_FUNDED] != 0.0 else 0.0
         if rate != 0.0:
@@ -456,20 +464,39 @@ def quiet_bars(S, M, OUT, targets, last_target, i, end):
     """Bars ``i`` .. up to ``end`` (excluded) or the first bar whose target changes, while
     ``quiet``: what ``open_phase`` and ``close_phase`` would do there. Returns the next bar."""
     S[S_INTRA] = 0.0  # the open of bar i clears it
-    j = i
-    while j < end:
-        t = targets[j]
-        if t == t and t != last_target:  # a new target: an order, the full phases
-            break
-        j += 1
+    j = i + _next_change(targets[i:end], last_target)
     if OUT.shape[1] > 0:
         u = S[S_UNITS]
         cash = S[S_CASH]
-        close = M[M_CLOSE]
-        for b in range(i, j):
-            OUT[OUT_EQUITY, b] = cash + u * close[b]
-            OUT[OUT_UNITS, b] = u
+        # views from 0: the compiler then knows no index is negative, and vectorizes
+        close = M[M_CLOSE][i:j]
+        equity = OUT[OUT_EQUITY][i:j]
+        for b in range(close.shape[0]):
+            equity[b] = cash + u * close[b]
+        OUT[OUT_UNITS][i:j] = u
     return j
+
+
+@phase_jit
+def _next_change(targets, last_target):
+    """Index of the first target that is set (not NaN) and differs from ``last_target``, or
+    the length. Looks at 8 targets per step (no early exit inside a block: vectorizes)."""
+    n = targets.shape[0]
+    j = 0
+    while j + 8 <= n:
+        hit = False
+        for q in range(8):
+            t = targets[j + q]
+            hit |= (t == t) & (t != last_target)
+        if hit:
+            break
+        j += 8
+    while j < n:
+        t = targets[j]
+        if t == t and t != last_target:
+            return j
+        j += 1
+    return n
 
 
 @step_jit
@@ -524,8 +551,10 @@ def _target_at(targets, j, fast, slow, crossover, i, state, gap):
 
 
 @phase_jit
-def _account(eq, prev, peak, floor, mdd, sr, sr2):
-    """Drawdown and sums of bar returns after a bar closing at equity ``eq``."""
+def _account(eq, acc):
+    """Drawdown and sums of bar returns after a bar closing at equity ``eq``;
+    ``acc`` = (previous equity, peak, drawdown floor, max drawdown, sum r, sum r**2)."""
+    prev, peak, floor, mdd, sr, sr2 = acc
     if eq != prev:  # flat bars change nothing (their return is 0)
         if eq > peak:
             peak = eq
@@ -538,6 +567,49 @@ def _account(eq, prev, peak, floor, mdd, sr, sr2):
         sr2 += r * r
         prev = eq
     return prev, peak, floor, mdd, sr, sr2
+
+
+# The quiet stretches of ``simulate_many``: tight loops of their own (not inlined, so that
+# each keeps its few values in registers), up to the first bar whose target differs from
+# ``held`` (the last target) or ``end``. ``mark``: account the equity cash + u * close
+# (off for a flat run with finite closes, whose equity cannot move). They index views that
+# start at bar ``i``: the compiler then knows no index is negative (no wraparound checks).
+
+
+@step_jit
+def _quiet_cross(fast, slow, close, i, end, held, cash, u, mark, acc):
+    """Crossover targets: only a cross away from ``held`` (1: below, 0: above) changes it."""
+    gap = fast[i - 1] - slow[i - 1]
+    up = held == 0.0
+    fast, slow, close = fast[i:end], slow[i:end], close[i:end]
+    k = 0
+    while k < close.shape[0]:
+        d = fast[k] - slow[k]
+        if up:
+            if d > 0.0 and gap <= 0.0:
+                break
+        elif d < 0.0 and gap >= 0.0:
+            break
+        if mark:
+            acc = _account(cash + u * close[k], acc)
+        gap = d
+        k += 1
+    return i + k, acc
+
+
+@step_jit
+def _quiet_targets(targets, close, i, end, held, cash, u, mark, acc):
+    """Target series: a non-NaN target other than ``held`` changes it."""
+    targets, close = targets[i:end], close[i:end]
+    k = 0
+    while k < close.shape[0]:
+        t = targets[k]
+        if t == t and t != held:
+            break
+        if mark:
+            acc = _account(cash + u * close[k], acc)
+        k += 1
+    return i + k, acc
 
 
 @njit(cache=True, parallel=True, _nrt=False)
@@ -563,17 +635,14 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
     for j in prange(runs):
         s = S[j]
         last_target = 0.0
-        peak = s[S_CASH]
-        prev = s[S_CASH]
-        mdd = 0.0
-        floor = s[S_CASH]  # equity below this is a new maximum drawdown
-        sr = 0.0
-        sr2 = 0.0
+        cash0 = s[S_CASH]
+        acc = (cash0, cash0, cash0, 0.0, 0.0, 0.0)  # see _account
         state = 0.0
         gap = math.nan
         fast = lines[fast_rows[j]] if crossover else close
         slow = lines[slow_rows[j]] if crossover else close
         i = 0
+        t = 0.0
         if n > 0:
             t, state, gap = _target_at(targets, j, fast, slow, crossover, 0, state, gap)
         while i < n:
@@ -583,30 +652,26 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
             if has:
                 last_target = t
             close_phase(s, F, P, M, OUT, i, has, t, K_MARKET, math.nan, i == n - 1)
-            eq = s[S_CASH] + s[S_UNITS] * close[i]
-            prev, peak, floor, mdd, sr, sr2 = _account(eq, prev, peak, floor, mdd, sr, sr2)
+            acc = _account(s[S_CASH] + s[S_UNITS] * close[i], acc)
             i += 1
             if i == n:
                 break
-            t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
-            if not quiet(s, P):
-                continue
-            # quiet bars up to the next target change (the last bar runs in full)
-            s[S_INTRA] = 0.0
-            u = s[S_UNITS]
-            cash = s[S_CASH]
-            if u == 0.0 and finite:  # equity = cash = prev: nothing to account
-                while i < n - 1 and not (t == t and t != last_target):
-                    i += 1
-                    t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
-            else:
-                while i < n - 1 and not (t == t and t != last_target):
-                    eq = cash + u * close[i]
-                    prev, peak, floor, mdd, sr, sr2 = _account(
-                        eq, prev, peak, floor, mdd, sr, sr2
+            if quiet(s, P) and i < n - 1:  # up to the next target change (the last bar in full)
+                s[S_INTRA] = 0.0  # the next open clears it
+                u = s[S_UNITS]
+                mark = not (u == 0.0 and finite)
+                if crossover:
+                    i, acc = _quiet_cross(
+                        fast, slow, close, i, n - 1, last_target, s[S_CASH], u, mark, acc
                     )
-                    i += 1
-                    t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
+                    state = last_target
+                    gap = fast[i - 1] - slow[i - 1]
+                else:
+                    i, acc = _quiet_targets(
+                        targets[j], close, i, n - 1, last_target, s[S_CASH], u, mark, acc
+                    )
+            t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
+        prev, _, _, mdd, sr, sr2 = acc
         mean = sr / n
         var = (sr2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
         res[j, 0] = prev

@@ -34,6 +34,9 @@ def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
     """Median spacing of the bars (robust to a few gaps); one hour for a single bar."""
     if len(index) < 2:
         return pd.Timedelta(hours=1)
+    steps = np.diff(index.asi8)
+    if (steps == steps[0]).all():  # a regular grid: the median is the step (same Timedelta)
+        return pd.Timedelta(int(steps[0]), unit=index.unit)
     return pd.Series(index).diff().median()
 
 
@@ -47,6 +50,11 @@ def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:
     logret = pd.Series(np.log(close)).diff()
     vol = logret.rolling(window, min_periods=2).std().shift(1)
     return vol.fillna(0.0).to_numpy()
+
+
+def may_fund(settings: ExecutionSettings, funding: pd.Series | None = None) -> bool:
+    """False when no bar can pay funding (no funding series and a zero rate)."""
+    return funding is not None or settings.funding_rate != 0.0
 
 
 def funding_per_bar(
@@ -79,21 +87,32 @@ def funding_per_bar(
 
 
 def market_matrix(
-    data: pd.DataFrame, settings: ExecutionSettings, funding: pd.Series | None = None
+    data: pd.DataFrame,
+    settings: ExecutionSettings,
+    funding: pd.Series | None = None,
+    *,
+    lean: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """Bars as the kernel's tuple of float64 arrays (open, high, low, close, vol, funding).
 
     Price columns are used in place when they already are contiguous float64 (no copy).
+    ``lean``: the volatility and funding columns are empty when the settings never read
+    them (no volatility slippage or sizing; no funding: pass ``funded=False`` to ``params``).
     """
     cols = [
         np.ascontiguousarray(data[c].to_numpy(dtype="float64"))
         for c in ("open", "high", "low", "close")
     ]
+    n = len(data)
     if settings.vol_slippage > 0.0 or settings.size == "vol_target":
         vol = bar_volatility(cols[k.M_CLOSE], settings.vol_window)
     else:
-        vol = np.zeros(len(data))
-    return (*cols, np.ascontiguousarray(vol), funding_per_bar(data.index, settings, funding))
+        vol = np.zeros(0 if lean else n)
+    if lean and not may_fund(settings, funding):
+        rates = np.zeros(0)
+    else:
+        rates = funding_per_bar(data.index, settings, funding)
+    return (*cols, np.ascontiguousarray(vol), rates)
 
 
 def params(
@@ -101,8 +120,13 @@ def params(
     index: pd.DatetimeIndex,
     market: tuple[np.ndarray, ...],
     record: bool = True,
+    funded: bool = True,
 ) -> np.ndarray:
-    """Settings as the kernel's parameter vector (``market``: from ``market_matrix``)."""
+    """Settings as the kernel's parameter vector (``market``: from ``market_matrix``).
+
+    ``funded=False`` (see ``may_fund``) says the funding column is all zeros without
+    reading it (a million untouched zeros cost more to read than the rest of this).
+    """
     p = np.zeros(k.N_PARAMS)
     p[k.P_FEE] = settings.fee_bps / 1e4
     p[k.P_MAKER] = settings.maker_fee_bps / 1e4
@@ -126,5 +150,5 @@ def params(
     p[k.P_RECORD] = 1.0 if record else 0.0
     stops = (settings.stop_loss, settings.take_profit, settings.trailing_stop)
     p[k.P_EXITS] = 1.0 if settings.leverage > 1 or any(x is not None for x in stops) else 0.0
-    p[k.P_FUNDED] = 1.0 if market[k.M_FUNDING].any() else 0.0
+    p[k.P_FUNDED] = 1.0 if funded and market[k.M_FUNDING].any() else 0.0
     return p

@@ -7,7 +7,9 @@ back; run the best sets again with ``run_vectorized`` for their fills and trades
 
 A strategy whose signal is a plain crossover of two lines (long after A crosses above B,
 flat after it crosses below) can say so with ``crossover_lines(data)`` and ``line_keys()``;
-the sweep then runs it fused, without building any target series.
+the sweep then runs it fused, without building any target series. Such a class can also
+compute all the distinct lines at once with ``line_table(data, keys)`` (e.g. several EMAs
+per pass over the data).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cryptoai.backtest import kernel as k
-from cryptoai.backtest.market import check_data, market_matrix, params, periods_per_year
+from cryptoai.backtest.market import (
+    check_data,
+    market_matrix,
+    may_fund,
+    params,
+    periods_per_year,
+)
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.backtest.vectorized import align
 from cryptoai.errors import BadInputError
@@ -74,8 +82,8 @@ def run_many(
         raise BadInputError(
             f"targets must be a 2-D array of shape (series, {len(data)} bars), got {targets.shape}"
         )
-    m = market_matrix(data, cfg, funding)
-    p = params(cfg, data.index, m, record=False)
+    m = market_matrix(data, cfg, funding, lean=True)
+    p = params(cfg, data.index, m, record=False, funded=may_fund(cfg, funding))
     return _stats_frame(
         _simulate_block(m, p, cfg, data.index, targets=np.ascontiguousarray(targets)), cfg
     )
@@ -126,11 +134,11 @@ def sweep(
     if not combos:
         raise BadInputError(f"sweep: no valid parameter set in the grid ({skipped[0]})")
 
-    m = market_matrix(data, cfg, funding)
-    p = params(cfg, data.index, m, record=False)
+    m = market_matrix(data, cfg, funding, lean=True)
+    p = params(cfg, data.index, m, record=False, funded=may_fund(cfg, funding))
     table = pd.DataFrame(combos)
     if hasattr(cls, "crossover_lines"):
-        stats = _crossover_sweep(strategies, data, m, p, cfg)
+        stats = _crossover_sweep(cls, strategies, data, m, p, cfg)
         return pd.concat([table, _stats_frame(stats, cfg)], axis=1)
     n = len(data)
     block = max(1, min(len(combos), BLOCK_BYTES // (8 * n)))
@@ -148,6 +156,7 @@ def sweep(
 
 
 def _crossover_sweep(
+    cls: type[BaseStrategy],
     strategies: list[BaseStrategy],
     data: pd.DataFrame,
     m: tuple[np.ndarray, ...],
@@ -156,23 +165,30 @@ def _crossover_sweep(
 ) -> np.ndarray:
     """Strategies whose signal is "long after line A crosses above line B, flat after it
     crosses below" run fused: each distinct line is computed once, no target series is built."""
-    shared: dict[Any, Any] = {}
     rows: dict[Any, int] = {}
-    lines: list[np.ndarray] = []
     fast_rows = np.empty(len(strategies), dtype=np.int64)
     slow_rows = np.empty(len(strategies), dtype=np.int64)
     for j, strat in enumerate(strategies):
-        strat.cache = shared
-        for key, line, out in zip(
-            strat.line_keys(), strat.crossover_lines(data), (fast_rows, slow_rows), strict=True
-        ):
-            if key not in rows:
-                rows[key] = len(lines)
-                lines.append(np.asarray(line, dtype="float64"))
-            out[j] = rows[key]
+        for key, out in zip(strat.line_keys(), (fast_rows, slow_rows), strict=True):
+            out[j] = rows.setdefault(key, len(rows))
+    # a table of lines in bulk, unless a subclass redefined the lines but not the table
+    if _owner(cls, "line_table") is _owner(cls, "crossover_lines"):
+        lines = np.ascontiguousarray(cls.line_table(data, list(rows)), dtype="float64")
+    else:
+        shared: dict[Any, Any] = {}
+        lines = np.empty((len(rows), len(data)))
+        for strat in strategies:
+            strat.cache = shared
+            for key, line in zip(strat.line_keys(), strat.crossover_lines(data), strict=True):
+                lines[rows[key]] = line
     return _simulate_block(
-        m, p, cfg, data.index, lines=np.vstack(lines), fast_rows=fast_rows, slow_rows=slow_rows
+        m, p, cfg, data.index, lines=lines, fast_rows=fast_rows, slow_rows=slow_rows
     )
+
+
+def _owner(cls: type, name: str) -> type | None:
+    """The class in ``cls``'s MRO that defines ``name`` (None if none does)."""
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
 
 
 def _simulate_block(
@@ -214,14 +230,13 @@ def _simulate_block(
 
 
 def _stats_frame(res: np.ndarray, cfg: ExecutionSettings) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "final_equity": res[:, 0],
-            "total_return": res[:, 0] / cfg.initial_cash - 1.0,
-            "max_drawdown": res[:, 1],
-            "sharpe": res[:, 2],
-            "n_trades": res[:, 3].astype(np.int64),
-            "funding_paid": res[:, 4],
-        },
-        columns=list(STAT_COLUMNS),
+    # a dict in column order (naming the columns again costs pandas a reindex)
+    columns = (
+        res[:, 0],
+        res[:, 0] / cfg.initial_cash - 1.0,
+        res[:, 1],
+        res[:, 2],
+        res[:, 3].astype(np.int64),
+        res[:, 4],
     )
+    return pd.DataFrame(dict(zip(STAT_COLUMNS, columns, strict=True)))

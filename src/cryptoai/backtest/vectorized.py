@@ -16,7 +16,7 @@ from numba import njit
 
 from cryptoai.backtest import kernel as k
 from cryptoai.backtest.assemble import build_result
-from cryptoai.backtest.market import check_data, market_matrix, params
+from cryptoai.backtest.market import check_data, market_matrix, may_fund, params
 from cryptoai.backtest.result import BacktestResult
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.errors import BadInputError
@@ -35,16 +35,29 @@ def align(
             if values.index.tz is None:
                 raise BadInputError(f"{what} has a timezone-naive index: localize it to UTC first")
             values = values.reindex(index)
-        arr = values.to_numpy(dtype="float64", na_value=np.nan)
+        if values.dtype == np.float64:  # NaN already: no missing-value pass over the data
+            arr = values.to_numpy()
+        else:
+            arr = values.to_numpy(dtype="float64", na_value=np.nan)
     else:
         arr = np.asarray(values, dtype="float64")
     if arr.ndim != 1 or len(arr) != len(index):
         raise BadInputError(
             f"{what} has {arr.size} values for {len(index)} bars: align it to the data"
         )
-    if np.isinf(arr).any():
+    arr = np.ascontiguousarray(arr)
+    if _has_inf(arr):
         raise BadInputError(f"{what} contains infinite values: use finite numbers or NaN")
-    return np.ascontiguousarray(arr)
+    return arr
+
+
+@njit(cache=True)
+def _has_inf(x):  # pragma: no cover - compiled
+    """``np.isinf(x).any()`` without the temporary boolean array (one vectorized pass)."""
+    found = False
+    for i in range(x.shape[0]):
+        found |= abs(x[i]) == np.inf
+    return found
 
 
 def order_arrays(
@@ -146,8 +159,8 @@ def run_vectorized(
     index = data.index
     tgt = align(target, index, "target position")
     kinds, prices = order_arrays(index, limit_price, stop_price)
-    m = market_matrix(data, cfg, funding)
-    p = params(cfg, index, m)
+    m = market_matrix(data, cfg, funding, lean=True)
+    p = params(cfg, index, m, funded=may_fund(cfg, funding))
     state = k.new_state(cfg.initial_cash)
     fills, out = k.run_targets(state, p, m, tgt, kinds, prices)
     extra = {"engine": "vectorized", "funding": "series" if funding is not None else "rate"}
