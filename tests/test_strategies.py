@@ -200,3 +200,24 @@ def test_register_a_custom_strategy_by_decorator():
 def test_orders_outside_the_event_engine_are_refused():
     with pytest.raises(BadInputError, match="only be placed while the event engine runs"):
         make_strategy("buy_and_hold").buy()
+
+
+def test_fused_ema_kernels_equal_pandas_ewm_with_gaps():
+    """The sweep's multi-span EMA pass and the single-run fused pass equal pandas' ewm."""
+    from cryptoai.strategies import ema_cross as ec
+
+    rng = np.random.default_rng(5)
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 3000))))
+    close.iloc[[10, 11, 500, 1700, 1701, 1702]] = np.nan  # gaps inside the series
+    spans = [5, 20, 21, 100, 250]  # not span 3 (alpha 0.5): a pandas quirk with NaN gaps
+    table = ec.emas(close, spans)
+    for row, span in zip(table, spans, strict=True):
+        reference = close.ewm(span=span, adjust=False).mean().to_numpy(copy=True)
+        reference[: span - 1] = np.nan
+        single = ec.ema(close, span)
+        np.testing.assert_array_equal(row, single)
+        ok = np.isfinite(reference) & np.isfinite(
+            single
+        )  # warm-up and NaN-close rows differ in convention
+        assert np.isfinite(single[1800:]).all()
+        np.testing.assert_allclose(single[ok], reference[ok], rtol=1e-12)

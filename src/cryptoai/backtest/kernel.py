@@ -461,42 +461,45 @@ def quiet(S, P):
 
 @phase_jit
 def quiet_bars(S, M, OUT, targets, last_target, i, end):
-    """Bars ``i`` .. up to ``end`` (excluded) or the first bar whose target changes, while
-    ``quiet``: what ``open_phase`` and ``close_phase`` would do there. Returns the next bar."""
+    """Bars ``i`` .. up to ``end`` (excluded) or the first bar whose target changes (is set
+    and differs from ``last_target``), while ``quiet``: what ``open_phase`` and
+    ``close_phase`` would do there. Returns the next bar.
+
+    Blocks of 8 bars: a block without a change is written at once (no early exit inside a
+    block, so it vectorizes); one with a change is finished bar by bar. Views that start at
+    bar ``i`` tell the compiler that no index is negative (no wraparound checks).
+    """
     S[S_INTRA] = 0.0  # the open of bar i clears it
-    j = i + _next_change(targets[i:end], last_target)
-    if OUT.shape[1] > 0:
-        u = S[S_UNITS]
-        cash = S[S_CASH]
-        # views from 0: the compiler then knows no index is negative, and vectorizes
-        close = M[M_CLOSE][i:j]
-        equity = OUT[OUT_EQUITY][i:j]
-        for b in range(close.shape[0]):
-            equity[b] = cash + u * close[b]
-        OUT[OUT_UNITS][i:j] = u
-    return j
-
-
-@phase_jit
-def _next_change(targets, last_target):
-    """Index of the first target that is set (not NaN) and differs from ``last_target``, or
-    the length. Looks at 8 targets per step (no early exit inside a block: vectorizes)."""
+    u = S[S_UNITS]
+    cash = S[S_CASH]
+    write = OUT.shape[1] > 0
+    targets = targets[i:end]
+    close = M[M_CLOSE][i:end]
+    equity = OUT[OUT_EQUITY][i:end]  # empty when not written
+    units = OUT[OUT_UNITS][i:end]
     n = targets.shape[0]
     j = 0
     while j + 8 <= n:
-        hit = False
+        change = False
         for q in range(8):
             t = targets[j + q]
-            hit |= (t == t) & (t != last_target)
-        if hit:
+            change |= (t == t) & (t != last_target)
+        if change:
             break
+        if write:
+            for q in range(8):
+                equity[j + q] = cash + u * close[j + q]
+                units[j + q] = u
         j += 8
     while j < n:
         t = targets[j]
         if t == t and t != last_target:
-            return j
+            break
+        if write:
+            equity[j] = cash + u * close[j]
+            units[j] = u
         j += 1
-    return n
+    return i + j
 
 
 @step_jit

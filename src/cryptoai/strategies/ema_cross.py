@@ -10,7 +10,7 @@ import pandas as pd
 from numba import njit, prange
 
 from cryptoai.errors import BadInputError
-from cryptoai.features.indicators import _ewm_step, ewm_mean
+from cryptoai.features.indicators import ewm_mean
 from cryptoai.strategies.base import BarContext, BaseStrategy
 from cryptoai.strategies.registry import register_strategy
 
@@ -27,6 +27,30 @@ def ema(close: pd.Series, span: int) -> np.ndarray:
 
 def _close(data: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(data["close"].to_numpy(dtype="float64"))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ewm_step(weighted, old_wt, cur, alpha):  # pragma: no cover - compiled
+    """One step of pandas' ``ewm(adjust=False, ignore_na=False).mean()``, as ``ewm_mean``
+    takes it (a copy, not an import: numba's on-disk cache of the kernels below would not
+    notice a change made to a function of another module).
+
+    pandas divides each update by ``old_wt + alpha``; between observations without gaps that
+    is ``(1 - alpha) + alpha``, exactly 1.0 in floating point, so the division is skipped.
+    """
+    factor = 1.0 - alpha
+    if weighted == weighted:
+        old_wt *= factor
+        if cur == cur:
+            if weighted != cur:
+                if old_wt == factor and factor + alpha == 1.0:
+                    weighted = factor * weighted + alpha * cur
+                else:
+                    weighted = (old_wt * weighted + alpha * cur) / (old_wt + alpha)
+            old_wt = 1.0
+    elif cur == cur:
+        weighted = cur
+    return weighted, old_wt
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -54,8 +78,8 @@ def _cross_state(d, gap, state):  # pragma: no cover - compiled
 def ema_cross_targets(close, alpha_fast, fast, alpha_slow, slow, out):  # pragma: no cover
     """``cross_targets(ema(close, fast), ema(close, slow))`` in one pass over the closes.
 
-    Bit-identical to ``ema`` (``ewm_mean``'s recursion step; between gaps, the same
-    arithmetic in ``_steady_step``). The two recursions are independent, so side by side
+    Bit-identical to ``ema`` (the same recursion step; between gaps, the same arithmetic
+    in ``_steady_step``). The two recursions are independent, so side by side
     they take about as long as one (each step waits on the previous one); no EMA array
     is written.
     """
