@@ -51,25 +51,28 @@ def cached_features(
     spec = as_spec(spec)
     path = cache_path(symbol, timeframe, root)
     key = cache_key(ohlcv, spec)
-    if _stored_key(path) == key:
+    cached = _read_if_key(path, key)  # one read: the key and the data come from one file
+    if cached is not None:
         log.debug("feature cache hit: %s", path)
-        return pq.read_table(path).to_pandas()
+        return cached
     log.info("computing features for %s %s (cache %s)", symbol, timeframe, path)
     features = build_features(ohlcv, spec)
     _write_atomic(features, path, key)
     return features
 
 
-def _stored_key(path: Path) -> str | None:
+def _read_if_key(path: Path, key: str) -> pd.DataFrame | None:
+    """The cached frame if ``path`` holds features under ``key``; a concurrent writer may
+    replace the file at any time, so key and data are taken from the same read."""
     if not path.is_file():
         return None
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid):
         log.warning("unreadable feature cache %s: recomputing", path)
         return None
-    value = metadata.get(KEY_FIELD)
-    return value.decode() if value is not None else None
+    stored = (table.schema.metadata or {}).get(KEY_FIELD)
+    return table.to_pandas() if stored is not None and stored.decode() == key else None
 
 
 def _write_atomic(features: pd.DataFrame, path: Path, key: str) -> None:
