@@ -272,6 +272,9 @@ def _notebook_error(notebook: str, exc: Exception, executed: Path) -> NotebookEr
     return NotebookError(f"notebook {notebook} could not run: {type(exc).__name__}: {exc}")
 
 
+KERNEL_START_TRIES = 3
+
+
 def _execute(
     source: Path, executed: Path, parameters: dict[str, Any], kernel_name: str, cwd: Path
 ) -> None:
@@ -279,15 +282,27 @@ def _execute(
 
     # The kernel starts in ``cwd`` (papermill's own ``cwd=`` would chdir this whole process,
     # which parallel jobs must not do).
-    pm.execute_notebook(
-        str(source),
-        str(executed),
-        parameters=parameters,
-        kernel_name=kernel_name,
-        progress_bar=False,
-        log_output=False,
-        resources={"metadata": {"path": str(cwd)}},
-    )
+    for attempt in range(KERNEL_START_TRIES):
+        try:
+            pm.execute_notebook(
+                str(source),
+                str(executed),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                progress_bar=False,
+                log_output=False,
+                resources={"metadata": {"path": str(cwd)}},
+            )
+            return
+        except RuntimeError as exc:
+            # Kernels started at the same moment can race for the same free ports and die
+            # before running any cell; nothing was executed, so starting again is safe.
+            if (
+                "before replying to kernel_info" not in str(exc)
+                or attempt + 1 == KERNEL_START_TRIES
+            ):
+                raise
+            log.warning("%s: kernel died while starting (%s); starting it again", source.name, exc)
 
 
 def _run_notebook(
