@@ -44,8 +44,8 @@ def setup(notebook: str, *imports: str) -> str:
         "import pandas as pd",
         "from IPython.display import Image, Markdown, display",
         "",
-        "from cryptoai import eda",
-        "from cryptoai.notebook_outputs import NotebookOutputs",
+        "from cryptoai.research import eda",
+        "from cryptoai.research.notebook import NotebookOutputs",
         "from cryptoai.seeds import seed_everything",
         *imports,
         "",
@@ -89,7 +89,7 @@ NB01 = [
 
 What do the candles look like before any model sees them? This notebook loads the
 experiment's symbol and a few others for comparison from the raw store (synthetic candles
-are generated offline when missing) and checks, with `cryptoai.data` and `cryptoai.eda`:
+are generated offline when missing) and checks, with `cryptoai.data` and `cryptoai.research.eda`:
 
 1. **missing data, duplicates and timezones**: the OHLCV contract (UTC bar open times,
    strictly increasing, unique) and the gaps an exchange leaves;
@@ -319,9 +319,9 @@ window only, so the choice never sees a test bar.""",
             "from cryptoai.features.engineering import build_features",
             "from cryptoai.features.selection import correlation_prune, importance_prune",
             "from cryptoai.features.spec import load_feature_spec",
-            "from cryptoai.robustness import feature_groups",
-            "from cryptoai.tracking_plots import plot_feature_importance",
-            "from cryptoai.training import build_dataset, plan_splits",
+            "from cryptoai.research.robustness import feature_groups",
+            "from cryptoai.tracking.plots import plot_feature_importance",
+            "from cryptoai.modeling.training import build_dataset, plan_splits",
         ),
     ),
     ("md", "## The spec and the columns it makes"),
@@ -471,9 +471,9 @@ model is tiny (one epoch for the networks) and only two folds run.""",
             "03-model-prototyping",
             "import time",
             "",
-            "from cryptoai.robustness import save_predictions",
-            "from cryptoai.tracking_plots import plot_calibration, plot_confusion_matrix",
-            "from cryptoai.training import HEADLINE, train",
+            "from cryptoai.research.robustness import save_predictions",
+            "from cryptoai.tracking.plots import plot_calibration, plot_confusion_matrix",
+            "from cryptoai.modeling.training import HEADLINE, train",
         ),
     ),
     (
@@ -601,8 +601,8 @@ when it ran with this config; otherwise the model is trained here first.""",
             "04-backtesting",
             "from cryptoai.backtest.metrics import compute_metrics",
             "from cryptoai.backtest.report import write_report",
-            "from cryptoai.robustness import backtest_window, load_predictions, model_backtest, prediction_signal",
-            "from cryptoai.training import train",
+            "from cryptoai.research.robustness import backtest_window, load_predictions, model_backtest, prediction_signal",
+            "from cryptoai.modeling.training import train",
         ),
     ),
     ("md", "## Predictions to signal"),
@@ -686,7 +686,7 @@ NB05 = [
 # 05 · Robustness
 
 Does the result survive changes it should survive? The same model and backtest
-(`cryptoai.robustness`) under:
+(`cryptoai.research.robustness`) under:
 
 1. **several periods**: the backtest re-run from flat on consecutive blocks, each against
    buy-and-hold;
@@ -713,9 +713,9 @@ hinge on one threshold or one feature family.""",
             "from cryptoai.backtest.metrics import periods_per_year",
             "from cryptoai.data.timeframes import timeframe_to_timedelta",
             "from cryptoai.features.spec import load_feature_spec",
-            "from cryptoai import robustness as rb",
-            "from cryptoai.tracking_plots import plot_feature_importance",
-            "from cryptoai.training import build_dataset, train",
+            "from cryptoai.research import robustness as rb",
+            "from cryptoai.tracking.plots import plot_feature_importance",
+            "from cryptoai.modeling.training import build_dataset, train",
         ),
     ),
     (

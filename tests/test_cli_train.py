@@ -10,7 +10,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from cryptoai.cli import main
-from cryptoai.training import train
+from cryptoai.modeling.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 

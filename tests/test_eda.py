@@ -12,8 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 from scipy import stats
 
-from cryptoai import eda
 from cryptoai.errors import BadInputError
+from cryptoai.research import eda
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "configs/experiments/logreg_baseline.yaml"

@@ -10,8 +10,8 @@ import yaml
 
 from cryptoai.config import dump_config
 from cryptoai.errors import BadInputError, ConfigError
-from cryptoai.experiment_config import DEFAULT_NOTEBOOKS, ExperimentConfig, load_experiment
-from cryptoai.training import TrainConfig
+from cryptoai.modeling.training import TrainConfig
+from cryptoai.research.experiment_config import DEFAULT_NOTEBOOKS, ExperimentConfig, load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs" / "experiments").glob("*.yaml"))

@@ -21,16 +21,16 @@ from mlflow.tracking import MlflowClient
 from cryptoai import tracking
 from cryptoai.cli import main
 from cryptoai.errors import BadInputError, ConfigError
-from cryptoai.experiment_config import load_experiment
-from cryptoai.experiments import (
+from cryptoai.fingerprint import frame_fingerprint
+from cryptoai.modeling.training import load_training_data
+from cryptoai.research.experiment_config import load_experiment
+from cryptoai.research.experiments import (
     _relink,
     claim_folder,
     expand_config_paths,
     flatten_metrics,
     run_batch,
 )
-from cryptoai.fingerprint import frame_fingerprint
-from cryptoai.training import load_training_data
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_NOTEBOOKS = ["01-data-exploration", "02-feature-engineering", "03-model-prototyping",
@@ -86,9 +86,9 @@ def _tiny_notebooks(folder: Path) -> Path:
     params = 'config_path = None\nseed = 42\nsmoke = False\noutput_dir = "scratch"'
     bodies = {
         "03-model-prototyping": (
-            "from cryptoai.experiment_config import load_experiment\n"
-            "from cryptoai.notebook_outputs import NotebookOutputs\n"
-            "from cryptoai.training import train\n"
+            "from cryptoai.research.experiment_config import load_experiment\n"
+            "from cryptoai.research.notebook import NotebookOutputs\n"
+            "from cryptoai.modeling.training import train\n"
             "cfg = load_experiment(config_path)\n"
             "res = train(cfg.train_config(smoke=smoke), tracking=False, progress=False)\n"
             "out = NotebookOutputs(output_dir, '03-model-prototyping')\n"
@@ -100,7 +100,7 @@ def _tiny_notebooks(folder: Path) -> Path:
             "import matplotlib\n"
             "matplotlib.use('Agg')\n"
             "import matplotlib.pyplot as plt\n"
-            "from cryptoai.notebook_outputs import NotebookOutputs\n"
+            "from cryptoai.research.notebook import NotebookOutputs\n"
             "out = NotebookOutputs(output_dir, '04-backtesting')\n"
             "fig, ax = plt.subplots()\n"
             "ax.plot([1, 2, 3])\n"

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from cryptoai.errors import BadInputError
-from cryptoai.labels import (
+from cryptoai.modeling.labels import (
     TargetConfig,
     direction,
     forward_log_return,

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cryptoai.errors import BadInputError
-from cryptoai.models import make_model
+from cryptoai.modeling.models import make_model
 
 TINY = {"hidden_size": 8, "max_epochs": 1, "batch_size": 32, "learning_rate": 0.02}
 

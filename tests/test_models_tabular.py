@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cryptoai.errors import BadInputError
-from cryptoai.models import available_models, make_model
+from cryptoai.modeling.models import available_models, make_model
 
 CLASSIFIERS = ["logreg", "random_forest", "xgboost"]
 REGRESSORS = ["ridge", "random_forest", "xgboost"]

@@ -189,8 +189,8 @@ def candles(run, symbol: str = "BTC/USDT") -> pd.DataFrame:
 
 def dataset(run):
     """Features, target and forward return exactly as training builds them."""
-    from cryptoai.experiment_config import load_experiment
-    from cryptoai.training import build_dataset
+    from cryptoai.modeling.training import build_dataset
+    from cryptoai.research.experiment_config import load_experiment
 
     exp = load_experiment(REPO / "configs" / "experiments" / "logreg_baseline.yaml")
     cfg = exp.train_config().model_copy(update={"features": str(REPO / exp.features)})
@@ -303,7 +303,7 @@ def test_04_backtesting(run):
 
 def test_05_robustness(run):
     from cryptoai.features.spec import load_feature_spec
-    from cryptoai.robustness import feature_groups
+    from cryptoai.research.robustness import feature_groups
 
     m = metrics(run, "05-robustness")
     assert m["periods.n"] == 4

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cryptoai import robustness as rb
 from cryptoai.backtest.metrics import compute_metrics, periods_per_year
 from cryptoai.data.sources.synthetic import synthetic_ohlcv
 from cryptoai.errors import BadInputError
-from cryptoai.experiment_config import BacktestSpec
 from cryptoai.features.spec import load_feature_spec
-from cryptoai.training import TrainConfig
+from cryptoai.modeling.training import TrainConfig
+from cryptoai.research import robustness as rb
+from cryptoai.research.experiment_config import BacktestSpec
 
 SPEC = BacktestSpec(params={"long_above": 0.55, "short_below": 0.45})
 

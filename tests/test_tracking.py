@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 from cryptoai import tracking
 from cryptoai.errors import BadInputError, ConfigError
-from cryptoai.tracking import RunTemplate
+from cryptoai.tracking.runs import RunTemplate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from cryptoai.config import load_config, validate_config
 from cryptoai.errors import BadInputError, ConfigError
 from cryptoai.fingerprint import frame_fingerprint
-from cryptoai.training import (
+from cryptoai.modeling.splits import walk_forward_splits
+from cryptoai.modeling.training import (
     TrainConfig,
     build_dataset,
     build_model,
@@ -21,7 +22,6 @@ from cryptoai.training import (
     smoke_config,
     train,
 )
-from cryptoai.validation import walk_forward_splits
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL_SPEC = str(REPO / "configs" / "features" / "minimal.yaml")
@@ -219,7 +219,7 @@ def test_features_are_cached_beside_the_store_and_reused(make_cfg, store):
     # the stored key is the one of this spec and these candles
     import pyarrow.parquet as pq
 
-    from cryptoai.training import load_training_data
+    from cryptoai.modeling.training import load_training_data
 
     meta = pq.read_schema(cache).metadata
     key = cache_key(load_training_data(cfg.data), load_feature_spec(MINIMAL_SPEC))

@@ -8,7 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from cryptoai.errors import ConfigError
+from cryptoai.errors import ConfigError, CryptoaiError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,8 +46,29 @@ def validate_config(data: dict, model: type[M], source: str | Path = "<config>")
 
 
 def load_config(path: str | Path, model: type[M]) -> M:
-    """Read and validate a YAML config file."""
-    return validate_config(read_yaml(path), model, path)
+    """Read and validate a YAML config file.
+
+    A top-level ``plugins: [PATH, ...]`` is loaded first (relative to the config's folder),
+    so strategies, models and features it registers are valid names in the rest of the file.
+    """
+    data = read_yaml(path)
+    if "plugins" in data:
+        plugins = data["plugins"]
+        if isinstance(plugins, str):
+            plugins = [plugins]
+        if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+            raise ConfigError(f"{path}: field 'plugins': expected a list of paths")
+        from cryptoai.plugins import load_plugins
+
+        try:
+            load_plugins(plugins, base=Path(path).parent)
+        except CryptoaiError as exc:
+            raise ConfigError(f"{path}: field 'plugins': {exc}") from exc
+        if "plugins" in model.model_fields:
+            data["plugins"] = plugins
+        else:
+            data.pop("plugins")
+    return validate_config(data, model, path)
 
 
 def dump_config(config: BaseModel) -> str:

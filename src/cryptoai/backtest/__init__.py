@@ -14,8 +14,7 @@ Assumptions are listed in docs/backtest_assumptions.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cryptoai._lazy import lazy_exports
 
 _EXPORTS = {
     "BacktestResult": "cryptoai.backtest.result",
@@ -31,9 +30,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'cryptoai.backtest' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

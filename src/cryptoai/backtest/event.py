@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cryptoai.backtest import kernel as k
-from cryptoai.backtest.assemble import build_result
-from cryptoai.backtest.market import check_data, market_matrix, may_fund, params
+from cryptoai.backtest import _kernel as k
+from cryptoai.backtest._assemble import build_result
+from cryptoai.backtest._market import check_data, market_matrix, may_fund, params
 from cryptoai.backtest.result import BacktestResult
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.errors import BadInputError

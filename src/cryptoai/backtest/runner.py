@@ -6,8 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from cryptoai.backtest._market import check_data
 from cryptoai.backtest.event import run_event
-from cryptoai.backtest.market import check_data
 from cryptoai.backtest.result import BacktestResult
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.backtest.vectorized import run_vectorized

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cryptoai.backtest import kernel as k
-from cryptoai.backtest.market import (
+from cryptoai.backtest import _kernel as k
+from cryptoai.backtest._market import (
     check_data,
     market_matrix,
     may_fund,

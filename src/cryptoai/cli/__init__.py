@@ -21,7 +21,15 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    plugins: list[str] = typer.Option(
+        [],
+        "--plugins",
+        help="A .py file, folder or module registering strategies, models or features;"
+        " repeatable, and accepted before or after the command name.",
+    ),
+) -> None:
     setup_logging(verbose)
 
 
@@ -32,11 +40,39 @@ def _register() -> None:
         module.register(app)
 
 
+def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``--plugins PATH`` / ``--plugins=PATH`` out of argv, wherever they stand, so every
+    command accepts them without declaring the option itself."""
+    rest, plugins, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == "--plugins":
+            if i + 1 >= len(argv):
+                raise click.UsageError("--plugins needs a PATH (a .py file, folder or module)")
+            plugins.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--plugins="):
+            plugins.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, plugins
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input ends with one line on stderr and a non-zero exit code."""
     _register()
     try:
-        result = app(args=argv, standalone_mode=False)
+        argv, plugins = _take_plugins(list(sys.argv[1:] if argv is None else argv))
+        if plugins:
+            from cryptoai.plugins import load_plugins
+
+            load_plugins(plugins)
+        result = app(args=argv, standalone_mode=False, prog_name="cryptoai")
     except CryptoaiError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one-line error
         return exc.exit_code

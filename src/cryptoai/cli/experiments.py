@@ -47,7 +47,7 @@ def run(
     """Run experiment configs end to end: notebooks via papermill, one MLflow run each."""
     import logging
 
-    from cryptoai.experiments import results_message, run_batch
+    from cryptoai.research.experiments import results_message, run_batch
 
     if logging.getLogger().level > logging.DEBUG:  # papermill's per-notebook lines, unless -v
         logging.getLogger("papermill").setLevel(logging.WARNING)
@@ -78,7 +78,7 @@ def report(
 
     import pandas as pd
 
-    from cryptoai.tracking import runs_table
+    from cryptoai.tracking.runs import runs_table
 
     table = runs_table(study)
     if not table.empty:

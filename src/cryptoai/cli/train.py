@@ -22,7 +22,7 @@ def train(
     progress: Annotated[bool, typer.Option(help="show a progress bar over folds")] = True,
 ) -> None:
     """Train a model with purged walk-forward validation; print per-fold metrics vs baseline."""
-    from cryptoai.training import train as run_training
+    from cryptoai.modeling.training import train as run_training
 
     result = run_training(config, tracking=not no_tracking, smoke=smoke or None, progress=progress)
     typer.echo(

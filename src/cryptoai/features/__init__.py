@@ -3,8 +3,7 @@ feature selection. Names are imported on first use, so importing the package sta
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from cryptoai._lazy import lazy_exports
 
 _EXPORTS = {
     "build_features": "cryptoai.features.engineering",
@@ -18,9 +17,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,6 +1,6 @@
 """Trading strategies: `BaseStrategy`, the name registry and the built-ins."""
 
-from cryptoai.strategies.base import BarContext, BaseStrategy
+from cryptoai.strategies.base import BarContext, BaseStrategy, Strategy
 from cryptoai.strategies.registry import (
     get_strategy,
     list_strategies,
@@ -11,6 +11,7 @@ from cryptoai.strategies.registry import (
 __all__ = [
     "BarContext",
     "BaseStrategy",
+    "Strategy",
     "get_strategy",
     "list_strategies",
     "make_strategy",

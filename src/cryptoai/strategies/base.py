@@ -215,3 +215,7 @@ def _coerce(strategy: str, key: str, value: Any, default: Any) -> Any:
             f" (default {default!r})"
         ) from None
     return value
+
+
+#: The public name (``cryptoai.Strategy``); ``BaseStrategy`` stays for existing code.
+Strategy = BaseStrategy

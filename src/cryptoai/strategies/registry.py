@@ -1,53 +1,57 @@
-"""Strategies found by name: ``@register_strategy("name")`` on a `BaseStrategy` subclass."""
+"""Strategies found by name: ``@register_strategy("name")`` on a `BaseStrategy` subclass.
+
+The built-ins register from their own files on the first lookup; user strategies register the
+same way from a plugin module (``--plugins PATH``, ``plugins:`` in a config, or the
+``cryptoai.plugins`` entry-point group; see `cryptoai.plugins`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from cryptoai._registry import Registry
 from cryptoai.errors import BadInputError
 from cryptoai.strategies.base import BaseStrategy
 
 S = TypeVar("S", bound=type[BaseStrategy])
 
-_REGISTRY: dict[str, type[BaseStrategy]] = {}
+_BUILTINS = (
+    "cryptoai.strategies.bollinger_reversion",
+    "cryptoai.strategies.buy_and_hold",
+    "cryptoai.strategies.ema_cross",
+    "cryptoai.strategies.model_signal",
+    "cryptoai.strategies.rsi_reversion",
+)
+
+
+def _check(name: str, cls: object) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
+        raise TypeError(f"@register_strategy({name!r}) must decorate a BaseStrategy subclass")
+
+
+STRATEGIES: Registry[type[BaseStrategy]] = Registry("strategy", _BUILTINS, check=_check)
 
 
 def register_strategy(name: str) -> Callable[[S], S]:
     """Class decorator: make the strategy available to ``get_strategy(name)`` and the CLI."""
 
     def deco(cls: S) -> S:
-        if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
-            raise TypeError(f"@register_strategy({name!r}) must decorate a BaseStrategy subclass")
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise ValueError(f"strategy name {name!r} is already used by {existing.__qualname__}")
-        cls.name = name
-        _REGISTRY[name] = cls
+        STRATEGIES.add(name, cls)
+        cls.name = STRATEGIES.normalize(name)
         return cls
 
     return deco
 
 
-def _load_builtins() -> None:
-    import cryptoai.strategies.builtin  # noqa: F401 - registers the built-in strategies
-
-
 def list_strategies() -> list[str]:
     """Names of all registered strategies, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return STRATEGIES.names()
 
 
 def get_strategy(name: str) -> type[BaseStrategy]:
     """The strategy class registered as ``name``; unknown names list the valid ones."""
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise BadInputError(
-            f"unknown strategy {name!r}: choose one of {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return STRATEGIES.get(name)
 
 
 def make_strategy(

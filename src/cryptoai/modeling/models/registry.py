@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 from cryptoai.errors import BadInputError
-from cryptoai.models.base import BaseModel
+from cryptoai.modeling.models.base import BaseModel
 
 TASKS = ("classification", "regression")
 
@@ -56,7 +56,7 @@ def model_class(name: str, task: str = "classification") -> tuple[type[BaseModel
         raise BadInputError(f"model {name!r} does not do {task}: for {task} use one of {fits}")
     path, fixed = _MODELS[key][task]
     module, cls = path.split(":")
-    return getattr(importlib.import_module(f"cryptoai.models.{module}"), cls), dict(fixed)
+    return getattr(importlib.import_module(f"cryptoai.modeling.models.{module}"), cls), dict(fixed)
 
 
 def make_model(name: str, task: str = "classification", **params: Any) -> BaseModel:

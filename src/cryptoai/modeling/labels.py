@@ -158,8 +158,18 @@ class TargetConfig(BaseModel):
     vol_window: int = Field(20, ge=2)
 
 
-def make_target(ohlcv: pd.DataFrame, cfg: TargetConfig) -> pd.Series:
-    """The target series of ``cfg`` on an OHLCV frame (NaN where it cannot be known)."""
+def make_target(
+    ohlcv: pd.DataFrame, cfg: TargetConfig | dict | None = None, **fields: object
+) -> pd.Series:
+    """The target series of ``cfg`` on an OHLCV frame (NaN where it cannot be known).
+
+    ``cfg`` may be a `TargetConfig`, a mapping, or left out in favour of keyword fields:
+    ``make_target(df, kind="triple_barrier", horizon=24)``.
+    """
+    if cfg is None or isinstance(cfg, dict):
+        cfg = TargetConfig(**{**(cfg or {}), **fields})
+    elif fields:
+        raise BadInputError("give either a TargetConfig or keyword fields, not both")
     if "close" not in ohlcv.columns:
         raise BadInputError("targets need an OHLCV frame with a close column")
     if cfg.kind == "direction":

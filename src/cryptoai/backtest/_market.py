@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from cryptoai.backtest import kernel as k
+from cryptoai.backtest import _kernel as k
 from cryptoai.backtest.settings import SIZING, ExecutionSettings
 from cryptoai.errors import BadInputError
 

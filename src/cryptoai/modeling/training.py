@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cryptoai.config import load_config, validate_config
 from cryptoai.errors import BadInputError, ConfigError
-from cryptoai.labels import TargetConfig
+from cryptoai.modeling.labels import TargetConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """Model name (see ``cryptoai.models.available_models``), its parameters, and the
+    """Model name (see ``cryptoai.modeling.models.available_models``), its parameters, and the
     parameters that replace them in smoke mode (e.g. one epoch, tiny networks)."""
 
     name: str
@@ -296,7 +296,7 @@ def build_dataset(
     from cryptoai.features.cache import cached_features
     from cryptoai.features.engineering import build_features
     from cryptoai.features.spec import load_feature_spec
-    from cryptoai.labels import forward_log_return, make_target, target_horizon
+    from cryptoai.modeling.labels import forward_log_return, make_target, target_horizon
 
     spec = load_feature_spec(_find_file(cfg.features, config_file, "features spec"))
     if cfg.data.file is None:
@@ -340,8 +340,8 @@ def _run_dir(cfg: TrainConfig, run_id: str | None) -> Path:
 
 def plan_splits(cfg: TrainConfig, n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The walk-forward splits a config asks for; ``purge`` defaults to the target horizon."""
-    from cryptoai.labels import target_horizon
-    from cryptoai.validation import walk_forward_splits
+    from cryptoai.modeling.labels import target_horizon
+    from cryptoai.modeling.splits import walk_forward_splits
 
     horizon = target_horizon(cfg.target)
     v = cfg.validation
@@ -373,7 +373,7 @@ def plan_splits(cfg: TrainConfig, n_rows: int) -> list[tuple[np.ndarray, np.ndar
 
 def build_model(cfg: TrainConfig):
     """The configured model, seeded with the run's seed unless its params set ``random_state``."""
-    from cryptoai.models import make_model
+    from cryptoai.modeling.models import make_model
 
     model = make_model(cfg.model.name, cfg.task, **cfg.model.params)
     if "random_state" in model.get_params() and "random_state" not in cfg.model.params:
@@ -391,8 +391,9 @@ def _fit_and_evaluate(
     run_dir: Path,
     progress: bool,
 ) -> TrainResult:
-    from cryptoai.models import is_sequence_model, make_model
-    from cryptoai.validation import aggregate_metrics, evaluate_predictions, walk_forward_predict
+    from cryptoai.modeling.evaluation import aggregate_metrics, evaluate_predictions
+    from cryptoai.modeling.models import is_sequence_model, make_model
+    from cryptoai.modeling.splits import walk_forward_predict
 
     task = cfg.task
     fold_params = None
@@ -507,12 +508,12 @@ def _log_result(res: TrainResult, cfg: TrainConfig) -> None:
 
 
 def _plots(res: TrainResult) -> list[tuple[str, Any]]:
-    from cryptoai.tracking_plots import (
+    from cryptoai.modeling.evaluation import proba_columns
+    from cryptoai.tracking.plots import (
         plot_calibration,
         plot_confusion_matrix,
         plot_feature_importance,
     )
-    from cryptoai.validation import proba_columns
 
     figs = []
     imp = res.model.feature_importances() if res.model is not None else None

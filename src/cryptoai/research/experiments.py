@@ -28,7 +28,7 @@ from typing import Any
 
 from cryptoai.config import dump_config
 from cryptoai.errors import BadInputError, ConfigError, CryptoaiError
-from cryptoai.experiment_config import ExperimentConfig, load_experiment
+from cryptoai.research.experiment_config import ExperimentConfig, load_experiment
 
 __all__ = [
     "METRICS_FILE",
@@ -155,8 +155,8 @@ def _repo_path(path: str | Path, root: Path) -> Path:
 def _preflight(path: Path, cfg: ExperimentConfig, notebooks_dir: Path, root: Path) -> None:
     """Catch what would fail minutes into a run, with the file and field in the message."""
     from cryptoai.features.spec import load_feature_spec
+    from cryptoai.modeling.training import build_model
     from cryptoai.strategies.registry import get_strategy
-    from cryptoai.training import build_model
 
     missing = [n for n in cfg.notebooks if not (notebooks_dir / f"{n}.ipynb").is_file()]
     if missing:
@@ -316,7 +316,7 @@ def _run_notebook(
     """Execute one notebook inside its nested run; its outputs become the run's contents."""
     from mlflow.tracking import MlflowClient
 
-    from cryptoai.tracking import tracked_run
+    from cryptoai.tracking.runs import tracked_run
 
     folder = plan.folder
     executed = folder / f"{notebook}.ipynb"
@@ -425,7 +425,7 @@ def _template(plan: _Planned, root: Path, span: str) -> dict[str, Any]:
 def _load_data(cfg: ExperimentConfig, root: Path) -> tuple[str, str]:
     """Make sure the candles are there (synthetic ones are generated); fingerprint and span."""
     from cryptoai.fingerprint import frame_fingerprint
-    from cryptoai.training import load_training_data
+    from cryptoai.modeling.training import load_training_data
 
     d = cfg.dataset
     update: dict[str, Any] = {"store_root": str(_repo_path(d.store_root, root))}
@@ -461,7 +461,7 @@ def _run_one(
     plan: _Planned, data: _Data, *, smoke: bool, notebooks_dir: Path, kernel_name: str, root: Path
 ) -> ExperimentResult:
     """Run one planned config; every failure ends up in the result, never raised."""
-    from cryptoai.tracking import set_backtest_summary, tracked_run
+    from cryptoai.tracking.runs import set_backtest_summary, tracked_run
 
     cfg, folder = plan.config, plan.folder
     result = ExperimentResult(str(plan.config_file), cfg.name, cfg.study, folder, "FAILED")
@@ -560,7 +560,7 @@ def run_batch(
     """
     from tqdm.auto import tqdm
 
-    from cryptoai.tracking import repo_root
+    from cryptoai.tracking.runs import repo_root
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BadInputError(f"jobs must be a whole number >= 1, got {jobs!r}")
@@ -619,7 +619,7 @@ def run_batch(
 
 def results_message(results: Sequence[ExperimentResult]) -> str:
     """What ran, where its files are, and how to look at them (printed at the end)."""
-    from cryptoai.tracking import repo_root, tracking_uri
+    from cryptoai.tracking.runs import repo_root, tracking_uri
 
     root = repo_root()
     failed = [r for r in results if not r.ok]

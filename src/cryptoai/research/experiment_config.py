@@ -1,7 +1,7 @@
 """Experiment configs (``configs/experiments/NAME.yaml``): one research question, end to end.
 
 An experiment names its data, features, target, model, validation, backtest and the notebooks
-that run it. The runner (``cryptoai.experiments``) executes those notebooks with papermill and
+that run it. The runner (``cryptoai.research.experiments``) executes those notebooks with papermill and
 logs one MLflow run per experiment; the notebooks read the same file, so both see one truth.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from cryptoai.config import load_config
-from cryptoai.labels import TargetConfig
-from cryptoai.training import (
+from cryptoai.modeling.labels import TargetConfig
+from cryptoai.modeling.training import (
     DataConfig,
     ModelConfig,
     TrackingConfig,

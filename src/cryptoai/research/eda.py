@@ -26,8 +26,8 @@ from cryptoai.errors import BadInputError, CryptoaiError
 from cryptoai.paths import repo_root
 
 if TYPE_CHECKING:
-    from cryptoai.experiment_config import ExperimentConfig
-    from cryptoai.training import DataConfig, TrainConfig
+    from cryptoai.modeling.training import DataConfig, TrainConfig
+    from cryptoai.research.experiment_config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def notebook_experiment(
 ) -> ExperimentConfig:
     """The experiment config a notebook runs: the file, the notebook's parameters on top
     (``None`` keeps the config's value), and every path in it made absolute."""
-    from cryptoai.experiment_config import load_experiment
-    from cryptoai.training import DataConfig
+    from cryptoai.modeling.training import DataConfig
+    from cryptoai.research.experiment_config import load_experiment
 
     base = Path(root) if root is not None else find_repo_root()
     path = resolve_path(config_path, base)
@@ -115,8 +115,8 @@ def model_candidates(
     experiment's own model first, then each of ``names`` with its parameters (and smoke
     parameters) from ``configs/models/NAME.yaml`` when that file exists. Models that cannot
     do the experiment's task (e.g. logreg on a return target) are left out with a warning."""
-    from cryptoai.models import available_models
-    from cryptoai.training import ModelConfig, load_train_config, smoke_config
+    from cryptoai.modeling.models import available_models
+    from cryptoai.modeling.training import ModelConfig, load_train_config, smoke_config
 
     folder = Path(models_dir) if models_dir is not None else find_repo_root() / "configs" / "models"
     base = exp.train_config(smoke=False).model_copy(
@@ -142,7 +142,7 @@ def model_candidates(
 def training_candles(cfg: TrainConfig) -> pd.DataFrame:
     """The candles ``train(cfg)`` uses: the dataset, cut to the last ``smoke_bars`` in smoke
     mode, so a notebook's plots and tables describe exactly the bars the model saw."""
-    from cryptoai.training import load_training_data
+    from cryptoai.modeling.training import load_training_data
 
     ohlcv = load_training_data(cfg.data)
     return ohlcv.iloc[-cfg.smoke_bars :] if cfg.smoke else ohlcv
@@ -157,7 +157,7 @@ def load_symbols(
     warning, so exploration goes on with what is there. ``tail`` keeps the last bars only.
     """
     from cryptoai.data.symbols import canonical
-    from cryptoai.training import load_training_data
+    from cryptoai.modeling.training import load_training_data
 
     frames: dict[str, pd.DataFrame] = {}
     for sym in dict.fromkeys(canonical(s) for s in symbols):
@@ -450,7 +450,7 @@ def plot_feature_distributions(
 def feature_target_ic(features: pd.DataFrame, forward_return: pd.Series) -> pd.Series:
     """Spearman rank correlation of each feature with the realised forward return: a quick,
     model-free view of which features carry any signal on this sample."""
-    from cryptoai.validation import information_coefficient
+    from cryptoai.modeling.evaluation import information_coefficient
 
     ret = forward_return.reindex(features.index)
     return pd.Series(

@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from cryptoai.backtest import kernel as k
+from cryptoai.backtest import _kernel as k
 from cryptoai.backtest.result import FILL_COLUMNS, FILL_REASONS, TRADE_COLUMNS, BacktestResult
 from cryptoai.backtest.settings import ExecutionSettings
 

@@ -25,9 +25,9 @@ from cryptoai.errors import BadInputError
 
 if TYPE_CHECKING:
     from cryptoai.backtest.result import BacktestResult
-    from cryptoai.experiment_config import BacktestSpec
     from cryptoai.features.spec import FeatureSpec
-    from cryptoai.training import TrainConfig
+    from cryptoai.modeling.training import TrainConfig
+    from cryptoai.research.experiment_config import BacktestSpec
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def metrics_by_label(
 def signal_quality_by_label(predictions: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
     """Information coefficient and hit rate of the out-of-sample ``score`` against the
     realised ``forward_return``, per label: does the model's edge hold in every regime?"""
-    from cryptoai.validation import hit_rate, information_coefficient
+    from cryptoai.modeling.evaluation import hit_rate, information_coefficient
 
     missing = [c for c in ("score", "forward_return") if c not in predictions.columns]
     if missing:
@@ -358,8 +358,9 @@ def feature_ablation(
     differences come from the features alone."""
     from tqdm.auto import tqdm
 
-    from cryptoai.training import build_model, plan_splits
-    from cryptoai.validation import evaluate_predictions, walk_forward_predict
+    from cryptoai.modeling.evaluation import evaluate_predictions
+    from cryptoai.modeling.splits import walk_forward_predict
+    from cryptoai.modeling.training import build_model, plan_splits
 
     unknown = sorted({c for cols in groups.values() for c in cols} - set(features.columns))
     if unknown:

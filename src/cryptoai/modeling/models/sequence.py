@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pytorch_forecasting.metrics import RMSE, MultiHorizonMetric
 
 from cryptoai.errors import BadInputError
-from cryptoai.models.base import (
+from cryptoai.modeling.models.base import (
     BaseModel,
     ClassifierModel,
     RegressorModel,

@@ -27,6 +27,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from cryptoai.errors import BadInputError, ConfigError
+from cryptoai.tracking._store import active_run_id, configure
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
 # Logged as the model's code ("models from code"), so no pickled wrapper object is stored.
 _MODEL_CODE = """from mlflow.models import set_model
 
-from cryptoai.registry import EstimatorModel
+from cryptoai.tracking.registry import EstimatorModel
 
 set_model(EstimatorModel())
 """
@@ -95,7 +96,6 @@ def log_model(
     ``method`` picks what pyfunc ``predict`` calls: ``auto`` uses ``predict_proba`` when the
     estimator has it. With ``registered_name`` the model is also registered.
     """
-    from cryptoai.tracking import active_run_id
 
     active_run_id("log_model")
     if method not in _METHODS:
@@ -132,7 +132,6 @@ def log_model(
 
 def register_model(model_uri: str, name: str, alias: str | None = None) -> int:
     """Register ``model_uri`` under ``name`` (optionally pointing ``alias`` at it); return the version."""
-    from cryptoai.tracking import configure
 
     configure()
     if not name or not name.strip():
@@ -162,7 +161,6 @@ def load_model(
     Returns the pyfunc model, or with ``unwrap=True`` the original cryptoai estimator. An
     integer ``alias`` is taken as a version number.
     """
-    from cryptoai.tracking import configure
 
     configure()
     if isinstance(alias, int):
@@ -211,7 +209,7 @@ def model_requirements(requirements_file: str | Path | None = None) -> list[str]
     installed where the model is served.
     """
     if requirements_file is None:
-        from cryptoai.tracking import repo_root
+        from cryptoai.paths import repo_root
 
         requirements_file = repo_root() / "requirements.txt"
     path = Path(requirements_file)

@@ -11,9 +11,7 @@ from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 from cryptoai.errors import BadInputError
-from cryptoai.models import make_model
-from cryptoai.validation import (
-    WalkForwardSplit,
+from cryptoai.modeling.evaluation import (
     aggregate_metrics,
     classification_metrics,
     direction_score,
@@ -23,9 +21,9 @@ from cryptoai.validation import (
     prediction_frame,
     regression_metrics,
     stitch_oos,
-    walk_forward_predict,
-    walk_forward_splits,
 )
+from cryptoai.modeling.models import make_model
+from cryptoai.modeling.splits import WalkForwardSplit, walk_forward_predict, walk_forward_splits
 
 
 # ------------------------------------------------------------------------- splits

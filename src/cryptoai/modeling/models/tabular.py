@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cryptoai.models.base import (
+from cryptoai.modeling.models.base import (
     BaseModel,
     ClassifierModel,
     RegressorModel,
