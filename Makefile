@@ -14,11 +14,13 @@ END ?= 2025-01-01
 EXPERIMENTS ?= configs/experiments/logreg_baseline.yaml configs/experiments/xgboost.yaml
 JOBS ?= 1
 
-.PHONY: help setup run experiments-smoke test lint format mlflow-ui lab bench clean
+.PHONY: help setup run experiments-smoke test test-fast lint format notebooks-sync mlflow-ui lab bench clean
 
 help:
 	@echo "make run        set up and run the main job offline (synthetic data, baseline experiments)"
 	@echo "make test       set up, lint and run the test suite"
+	@echo "make test-fast  the edit loop: lint and the tests not marked slow (under 2 minutes)"
+	@echo "make notebooks-sync  pair each notebook with its .py twin (edit either; run after)"
 	@echo "make lint       ruff check + format check"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 over the local mlflow.db"
 	@echo "make lab        JupyterLab on the notebooks"
@@ -50,6 +52,14 @@ experiments-smoke: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+# The edit loop: everything except the tests marked slow (notebooks, servers, sequence models).
+test-fast: setup lint
+	$(PY) -m pytest -q -m "not slow"
+
+# Either side of a pair may be the one edited: jupytext keeps the newer and rewrites the other.
+notebooks-sync: setup
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -62,8 +72,9 @@ mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db \
 		--default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
 
+# Containers run as root; JupyterLab refuses root unless told.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -194,7 +194,7 @@ def test_register_a_custom_strategy_by_decorator():
         with pytest.raises(TypeError):
             register_strategy("not_a_strategy")(object)
     finally:
-        registry_module._REGISTRY.pop("always_short_test", None)
+        registry_module.STRATEGIES.remove("always_short_test")
 
 
 def test_orders_outside_the_event_engine_are_refused():

@@ -65,6 +65,10 @@ class Registry(Generic[T]):
         self._entries[key] = obj
         return obj
 
+    def remove(self, name: str) -> T | None:
+        """Forget ``name`` (tests, notebook reloads); returns what was registered, if any."""
+        return self._entries.pop(self.normalize(name), None)
+
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form of `add`: ``@registry.register("name")``."""
 

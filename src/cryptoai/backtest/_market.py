@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from cryptoai.backtest import _kernel as k
+from cryptoai.backtest.metrics import bar_length, periods_per_year
 from cryptoai.backtest.settings import SIZING, ExecutionSettings
 from cryptoai.errors import BadInputError
 
-DAYS_PER_YEAR = 365.0
 FUNDING_INTERVAL = pd.Timedelta(hours=8)
 
 
@@ -28,21 +28,6 @@ def check_data(data: pd.DataFrame, name: str = "data") -> None:
     if data.empty:
         raise BadInputError(f"{name} has no bars: load a non-empty date range")
     check_ohlcv(data, name=name)
-
-
-def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
-    """Median spacing of the bars (robust to a few gaps); one hour for a single bar."""
-    if len(index) < 2:
-        return pd.Timedelta(hours=1)
-    steps = np.diff(index.asi8)
-    if (steps == steps[0]).all():  # a regular grid: the median is the step (same Timedelta)
-        return pd.Timedelta(int(steps[0]), unit=index.unit)
-    return pd.Series(index).diff().median()
-
-
-def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """Bars per 365-day year (crypto trades around the clock)."""
-    return pd.Timedelta(days=DAYS_PER_YEAR) / bar_length(index)
 
 
 def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:
@@ -136,7 +121,7 @@ def params(
     p[k.P_SIZE_MODE] = float(SIZING.index(settings.size))
     value = settings.size_value
     if settings.size == "vol_target":
-        value = value / math.sqrt(periods_per_year(index))
+        value = value / math.sqrt(periods_per_year(index, strict=False))
     p[k.P_SIZE_VALUE] = value
     p[k.P_LEV] = settings.leverage
     p[k.P_MM] = settings.maintenance_margin

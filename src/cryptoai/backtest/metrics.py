@@ -60,14 +60,28 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 
 
-def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """Bars per 365-day year, from the median bar spacing (robust to a few gaps)."""
+def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """Median spacing of the bars (robust to a few gaps); one hour for a single bar."""
     if len(index) < 2:
+        return pd.Timedelta(hours=1)
+    steps = np.diff(index.asi8)
+    if (steps == steps[0]).all():  # a regular grid: the median is the step (same Timedelta)
+        return pd.Timedelta(int(steps[0]), unit=index.unit)
+    return pd.Series(index).diff().median()
+
+
+def periods_per_year(index: pd.DatetimeIndex, *, strict: bool = True) -> float:
+    """Bars per 365-day year (crypto trades around the clock), from the median bar spacing.
+
+    ``strict`` refuses to guess from a single bar; the execution kernel passes
+    ``strict=False`` and assumes hourly bars there, where nothing is annualized anyway.
+    """
+    if strict and len(index) < 2:
         raise BadInputError(
             f"cannot infer the bar length from {len(index)} bar(s): pass periods_per_year"
             " or give at least two bars"
         )
-    step = pd.Series(index).diff().median()
+    step = bar_length(index)
     if not step > pd.Timedelta(0):
         raise BadInputError("bar timestamps are not increasing: sort and de-duplicate the data")
     return pd.Timedelta(days=DAYS_PER_YEAR) / step

@@ -29,8 +29,8 @@ from cryptoai.backtest._market import (
     market_matrix,
     may_fund,
     params,
-    periods_per_year,
 )
+from cryptoai.backtest.metrics import periods_per_year
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.backtest.vectorized import align
 from cryptoai.errors import BadInputError
@@ -58,7 +58,7 @@ def grid_combinations(grid: Mapping[str, Iterable[Any]]) -> list[dict[str, Any]]
         v = grid[key]
         v = [v] if isinstance(v, str | bytes) or not isinstance(v, Iterable) else list(v)
         if not v:
-            raise BadInputError(f"sweep grid: parameter {key} has no values")
+            raise BadInputError(f"grid: parameter {key} has no values: give at least one")
         values.append(v)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
@@ -223,7 +223,7 @@ def _simulate_block(
         slow_rows,
         np.empty((0, k.N_FILL)),
         np.empty((k.N_OUT, 0)),
-        periods_per_year(index),
+        periods_per_year(index, strict=False),
         res,
     )
     return res

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
-from cryptoai.errors import CryptoaiError
+from cryptoai.errors import BadInputError, CryptoaiError
 from cryptoai.log import setup_logging
 
 app = typer.Typer(
@@ -33,6 +32,39 @@ def _root(
     setup_logging(verbose)
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """The exceptions a mistyped command line raises. typer >= 0.2x parses with its own copy
+    of click (``typer._click``, whose errors derive from ``typer.TyperException``, not from
+    ``click.ClickException``), so catching click's classes alone let a typo escape as a
+    traceback; standalone click is caught too, for commands built on it directly."""
+    types: list[type[Exception]] = [typer.TyperException]
+    try:
+        import click
+    except ImportError:  # pragma: no cover - typer no longer needs click
+        return tuple(types)
+    return (*types, click.ClickException)
+
+
+def _abort_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [typer.Abort]
+    try:
+        import click
+    except ImportError:  # pragma: no cover
+        return tuple(types)
+    return (*types, click.Abort)
+
+
+def _show(exc: Exception) -> None:
+    """click's usage error: ``Usage: ...``, a help hint and ``Error: ...`` on stderr."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        print(f"Error: {message}", file=sys.stderr)  # noqa: T201
+
+
 def _register() -> None:
     from cryptoai.cli import backtest, data, experiments, features, train
 
@@ -51,7 +83,7 @@ def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
             break
         if arg == "--plugins":
             if i + 1 >= len(argv):
-                raise click.UsageError("--plugins needs a PATH (a .py file, folder or module)")
+                raise BadInputError("--plugins needs a PATH (a .py file, folder or module)")
             plugins.append(argv[i + 1])
             i += 2
             continue
@@ -66,6 +98,7 @@ def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input ends with one line on stderr and a non-zero exit code."""
     _register()
+    usage_errors, aborts = _usage_error_types(), _abort_types()
     try:
         argv, plugins = _take_plugins(list(sys.argv[1:] if argv is None else argv))
         if plugins:
@@ -76,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     except CryptoaiError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one-line error
         return exc.exit_code
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except usage_errors as exc:
+        _show(exc)
+        return int(getattr(exc, "exit_code", 2))
+    except aborts:
         print("aborted", file=sys.stderr)  # noqa: T201
         return 130
     except KeyboardInterrupt:

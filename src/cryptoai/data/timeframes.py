@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from cryptoai.errors import BadInputError
@@ -15,6 +16,11 @@ _TF_RE = re.compile(r"^(\d+)([smhdw])$")
 def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
     """Bar length of a ccxt-style timeframe such as ``1m`` or ``4h``."""
     m = _TF_RE.match(timeframe.strip()) if isinstance(timeframe, str) else None
+    if not m and isinstance(timeframe, str) and re.fullmatch(r"\d+M", timeframe.strip()):
+        raise BadInputError(
+            f"timeframe {timeframe.strip()!r} (monthly candles) is not supported: months differ in length,"
+            " so they have no fixed bar grid; use 1w or 1d and resample"
+        )
     if not m or int(m.group(1)) == 0:
         raise BadInputError(
             f"unknown timeframe {timeframe!r}: use a number and a unit, e.g. 1m, 5m, 15m, 1h, 4h, 1d"
@@ -85,3 +91,9 @@ def floor_to_bar(ts: pd.Timestamp, timeframe: str) -> pd.Timestamp:
     td = timeframe_to_timedelta(timeframe)
     epoch = _anchor(td)
     return epoch + ((ts - epoch) // td) * td
+
+
+def off_grid(ns: np.ndarray, timeframe: str) -> np.ndarray:
+    """Which epoch-nanosecond open times are not on ``timeframe``'s grid (see ``bar_grid``)."""
+    td = timeframe_to_timedelta(timeframe)
+    return (np.asarray(ns, dtype="int64") - _anchor(td).value) % td.value != 0

@@ -9,7 +9,6 @@ experiment's ``backtest`` section becomes trades, so notebooks 04 and 05 trade t
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -294,7 +293,9 @@ def parameter_variation(
     cls = get_strategy(spec.strategy)
     if not cls.has_signals():
         raise BadInputError(f"strategy {spec.strategy} has no vectorized signals to vary")
-    combos = _combinations(grid)
+    from cryptoai.backtest.sweeps import grid_combinations
+
+    combos = grid_combinations(grid)
     by_settings: dict[tuple, list[dict]] = {}
     for combo in combos:
         _, exe = _split_changes(cls, combo)
@@ -320,17 +321,6 @@ def parameter_variation(
     if not parts:
         raise BadInputError("no valid parameter combination in the grid: check its values")
     return pd.concat(parts, ignore_index=True)
-
-
-def _combinations(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Cartesian product of a ``{name: values}`` grid, in the grid's order."""
-    values = []
-    for key, v in grid.items():
-        v = [v] if isinstance(v, str) or not isinstance(v, Sequence | np.ndarray) else list(v)
-        if not v:
-            raise BadInputError(f"grid: {key} has no values: give at least one")
-        values.append(v)
-    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 # ============================================================== feature ablation

@@ -1,15 +1,19 @@
 """Candle sources, found by name: ``binance``, ``ccxt`` (any exchange), ``coingecko``,
-``csv`` and the offline ``synthetic`` default. Imports are lazy so that the offline path
-never loads network libraries."""
+``csv`` and the offline ``synthetic`` default, plus any plugin registered with
+``@register_source``. Imports are lazy so that the offline path never loads network
+libraries."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
-from cryptoai.data.sources.base import Source
+from cryptoai.data.sources.base import BAD_CANDLE_POLICIES, Source, Unconfirmed
+from cryptoai.data.sources.registry import SOURCES, register_source
 from cryptoai.errors import BadInputError
 
-SOURCES = ("synthetic", "binance", "ccxt", "coingecko", "csv")
+#: Options a user names on the command line: giving one a source does not take is an error.
+_USER_OPTIONS = ("exchange", "api_url", "path")
 
 
 def make_source(
@@ -22,37 +26,62 @@ def make_source(
     seed: int = 42,
     retries: int | None = None,
     retry_delay_s: float | None = None,
+    on_bad_candle: str = "fail",
 ) -> Source:
-    """Build the source a user named on the command line or in a config."""
-    key = name.strip().lower()
-    retry = _retry_policy(retries, retry_delay_s)
-    if key == "synthetic":
-        from cryptoai.data.sources.synthetic import SyntheticSource
+    """Build the source a user named on the command line or in a config.
 
-        return SyntheticSource(seed=seed)
-    if key == "csv":
-        if path is None:
-            raise BadInputError("--source csv needs --path FILE: the CSV or Parquet file to import")
-        from cryptoai.data.sources.csv_source import CsvSource
-
-        return CsvSource(path, exchange=exchange or "csv", timeframe=timeframe)
-    if key == "coingecko":
-        from cryptoai.data.sources.coingecko import CoinGeckoSource
-
-        return CoinGeckoSource(api_url=api_url, retry=retry)
-    if key == "ccxt":
-        if not exchange:
+    A registered name (see ``SOURCES``) is built by its factory; any other name that is a
+    ccxt exchange id (``kraken``, ``okx``) means ``--source ccxt --exchange NAME``.
+    """
+    if on_bad_candle not in BAD_CANDLE_POLICIES:
+        raise BadInputError(
+            f"--on-bad-candle {on_bad_candle!r}: choose one of {', '.join(BAD_CANDLE_POLICIES)}"
+        )
+    key = SOURCES.normalize(name) if isinstance(name, str) else name
+    options = {
+        "exchange": exchange,
+        "api_url": api_url,
+        "path": path,
+        "timeframe": timeframe,
+        "seed": seed,
+        "retry": _retry_policy(retries, retry_delay_s),
+        "on_bad_candle": on_bad_candle,
+    }
+    if key not in SOURCES:
+        if exchange is None and isinstance(key, str) and _is_ccxt_exchange(key):
+            key, options["exchange"] = "ccxt", key
+        else:
+            SOURCES.get(name)  # raises: unknown source 'foo': choose one of ...
+    factory = SOURCES.get(key)
+    accepted = _parameters(factory)
+    for option in _USER_OPTIONS:
+        if options[option] is not None and option not in accepted:
             raise BadInputError(
-                "--source ccxt needs --exchange NAME (a ccxt exchange id such as kraken or okx)"
+                f"--{option.replace('_', '-')} does not apply to --source {name}"
+                f"{_which_take(option)}"
             )
-        key = exchange.strip().lower()
-    elif key not in {"binance"} and exchange:
-        raise BadInputError(f"--exchange only applies to --source ccxt or csv, not {name!r}")
-    from cryptoai.data.sources.ccxt_source import CcxtSource
+    return factory(**{k: v for k, v in options.items() if k in accepted and v is not None})
 
-    # Any other name is taken as a ccxt exchange id (binance, kraken, ...); CcxtSource
-    # rejects unknown ids with the list of valid ones.
-    return CcxtSource(key, api_url=api_url, retry=retry)
+
+def _parameters(factory: object) -> set[str]:
+    params = inspect.signature(factory).parameters.values()  # type: ignore[arg-type]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return {"exchange", "api_url", "path", "timeframe", "seed", "retry", "on_bad_candle"}
+    return {p.name for p in params}
+
+
+def _which_take(option: str) -> str:
+    takers = [n for n in SOURCES.names() if option in _parameters(SOURCES.get(n))]
+    return f" (only to {', '.join(takers)})" if takers else ""
+
+
+def _is_ccxt_exchange(name: str) -> bool:
+    """Whether ``name`` is a ccxt exchange id (imports ccxt, so only for unknown names)."""
+    try:
+        import ccxt
+    except ImportError:  # pragma: no cover - ccxt is a dependency
+        return False
+    return name in ccxt.exchanges
 
 
 def _retry_policy(retries: int | None, delay_s: float | None):
@@ -70,4 +99,4 @@ def _retry_policy(retries: int | None, delay_s: float | None):
     )
 
 
-__all__ = ["SOURCES", "Source", "make_source"]
+__all__ = ["SOURCES", "Source", "Unconfirmed", "make_source", "register_source"]

@@ -3,7 +3,15 @@
 Binance is read through ccxt's raw ``klines`` endpoint, because ``fetch_ohlcv`` drops the
 extra fields (quote volume, trades, taker buy volumes) that we keep. Other exchanges use
 ``fetch_ohlcv`` (OHLCV only). Requests go through ccxt's rate limiter and are retried on
-network errors, 429/418 and 5xx (see ``retry``); pages are yielded as they arrive.
+network errors, 429/418, 5xx and pages that fail their check (unparseable, non-numeric,
+off the grid, outside what was asked, contract breaks, conflicting repeats; see ``retry``
+and ``validate.check_page``); pages are yielded as they arrive.
+
+No single answer is taken to mean "no more data": a short page continues from its last
+bar, and an empty one is asked again and then probed past before its span counts as a hole
+of the exchange; a span that cannot be confirmed is yielded as ``Unconfirmed``.
+
+ccxt is imported on first use, so registering these sources costs nothing.
 """
 
 from __future__ import annotations
@@ -12,14 +20,15 @@ import difflib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import ccxt
+import numpy as np
 import pandas as pd
 
-from cryptoai.data.frame import EXTRA_COLUMNS, from_epoch_ms, normalize
-from cryptoai.data.sources.base import Source
+from cryptoai.data.frame import EXTRA_COLUMNS, from_epoch_ms
+from cryptoai.data.sources.base import BAD_CANDLE_POLICIES, Source, Unconfirmed
+from cryptoai.data.sources.registry import register_source
 from cryptoai.data.sources.retry import (
     RetryPolicy,
     TransientError,
@@ -29,7 +38,11 @@ from cryptoai.data.sources.retry import (
 )
 from cryptoai.data.symbols import canonical
 from cryptoai.data.timeframes import timeframe_to_ms
+from cryptoai.data.validate import check_page
 from cryptoai.errors import BadInputError, CryptoaiError, SourceError
+
+if TYPE_CHECKING:
+    import ccxt
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +94,66 @@ class _RequestTrace:
         self.headers: dict[str, str] = {}
 
 
+def _ccxt():  # noqa: ANN202 - the ccxt module, imported on first use (it is slow to import)
+    import ccxt
+
+    return ccxt
+
+
+class BadPage(TransientError):
+    """A page that failed its check; ``frame`` holds its parsed rows when it had any."""
+
+    def __init__(self, message: str, *, frame: pd.DataFrame | None = None) -> None:
+        super().__init__(
+            message,
+            hint="nothing of that page was stored and its range stays missing: re-run later"
+            " to fetch it again, or pass --on-bad-candle skip to store the good candles and"
+            " leave the bad ones missing",
+        )
+        self.frame = frame
+
+
+def _number(value: Any) -> float:
+    """A candle field as a float; anything that is not a number becomes NaN (then refused)."""
+    if value is None or isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _open_time(row: Any, what: str) -> int:
+    value = row[0] if isinstance(row, list | tuple) and row else None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BadPage(f"{what} sent a candle without an open time: {_clip(row)}")
+    try:
+        ms = float(value)
+    except ValueError:
+        raise BadPage(
+            f"{what} sent a candle whose open time is not a number: {_clip(row)}"
+        ) from None
+    if not np.isfinite(ms) or ms != int(ms):
+        raise BadPage(f"{what} sent a candle whose open time is not whole ms: {_clip(row)}")
+    return int(ms)
+
+
+def _rows(body: Any, what: str, width: int) -> list[list[Any]]:
+    """The answer as candle rows, or a `BadPage` saying what came instead."""
+    if not isinstance(body, list):
+        kind = "an HTML page" if isinstance(body, str) and "<" in body[:200] else _clip(body)
+        raise BadPage(f"{what} answered {kind} instead of a list of candles")
+    for row in body:
+        if not isinstance(row, list | tuple) or len(row) < width:
+            raise BadPage(f"{what} sent a malformed candle: {_clip(row)}")
+    return body
+
+
+def _clip(value: Any, n: int = 60) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def _traced(cls: type) -> type:
     """A subclass of a ccxt exchange class that records each request's URL and status,
     which ccxt's exceptions do not expose (and need to tell 404 from 503)."""
@@ -118,6 +191,9 @@ class CcxtSource(Source):
     ``api_url`` replaces the exchange's REST base (testnet, mirror, proxy); ``page_limit``
     caps bars per request (default: the exchange's maximum, 1000 for Binance). Markets
     are loaded on first use: for Binance only the spot ``exchangeInfo`` is requested.
+    ``on_bad_candle``: ``fail`` (a page that stays bad ends the fetch) or ``skip`` (its
+    good candles are kept, the bad ones left missing). ``rate_limit=False`` turns ccxt's
+    request spacing off (for loopback tests).
     """
 
     def __init__(
@@ -128,7 +204,10 @@ class CcxtSource(Source):
         retry: RetryPolicy | None = None,
         page_limit: int | None = None,
         timeout_s: float = 30,
+        on_bad_candle: str = "fail",
+        rate_limit: bool = True,
     ) -> None:
+        ccxt = _ccxt()
         ex_id = exchange_id.strip().lower()
         if ex_id not in ccxt.exchanges:
             close = difflib.get_close_matches(ex_id, ccxt.exchanges, n=3)
@@ -140,7 +219,11 @@ class CcxtSource(Source):
             )
         if page_limit is not None and page_limit < 1:
             raise BadInputError(f"page limit must be at least 1, not {page_limit}")
-        config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_s * 1000)}
+        if on_bad_candle not in BAD_CANDLE_POLICIES:
+            raise BadInputError(
+                f"--on-bad-candle {on_bad_candle!r}: choose one of {', '.join(BAD_CANDLE_POLICIES)}"
+            )
+        config: dict[str, Any] = {"enableRateLimit": rate_limit, "timeout": int(timeout_s * 1000)}
         if ex_id in BINANCE_LIKE:
             # Spot exchangeInfo only: no futures (fapi/dapi), margin or currency (sapi) calls.
             config["options"] = {
@@ -149,6 +232,7 @@ class CcxtSource(Source):
                 "fetchMargins": False,
             }
         self.exchange = ex_id
+        self.on_bad_candle = on_bad_candle
         self._ex = _traced(getattr(ccxt, ex_id))(config)
         if api_url is not None:
             base = _check_api_url(api_url)
@@ -160,8 +244,16 @@ class CcxtSource(Source):
     # -- public API ----------------------------------------------------------------------
     @property
     def timeframes(self) -> list[str]:
-        """Timeframes the exchange serves candles for."""
-        return list((self._ex.timeframes or {}).keys())
+        """Timeframes the exchange serves candles for and the store can hold (a fixed bar
+        length: monthly ``1M`` bars are left out)."""
+        out = []
+        for tf in self._ex.timeframes or {}:
+            try:
+                timeframe_to_ms(tf)
+            except BadInputError:
+                continue
+            out.append(tf)
+        return out
 
     @property
     def page_limit(self) -> int:
@@ -184,8 +276,9 @@ class CcxtSource(Source):
 
     def fetch(
         self, symbol: str, timeframe: str, start: pd.Timestamp, end: pd.Timestamp
-    ) -> Iterator[pd.DataFrame]:
-        """Yield pages of closed bars with open time in ``[start, end)``, oldest first."""
+    ) -> Iterator[pd.DataFrame | Unconfirmed]:
+        """Yield pages of closed bars with open time in ``[start, end)``, oldest first, and
+        an ``Unconfirmed`` for any span the exchange left empty without confirming it."""
         sym = self.resolve_symbol(symbol)
         self._check_timeframe(timeframe)
         tf_ms = timeframe_to_ms(timeframe)
@@ -202,8 +295,8 @@ class CcxtSource(Source):
             self.exchange,
             sym,
             timeframe,
-            f"{pd.Timestamp(start_ms, unit='ms', tz='UTC'):%Y-%m-%d %H:%M}",
-            f"{pd.Timestamp(stop_ms, unit='ms', tz='UTC'):%Y-%m-%d %H:%M}",
+            _fmt_ms(start_ms),
+            _fmt_ms(stop_ms),
             -(-(stop_ms - start_ms) // tf_ms),
             self.page_limit,
         )
@@ -214,15 +307,9 @@ class CcxtSource(Source):
         )
         total = 0
         for page in pages:
-            total += len(page)
-            log.debug(
-                "%s %s %s: %d bars so far (to %s)",
-                self.exchange,
-                sym,
-                timeframe,
-                total,
-                page.index[-1],
-            )
+            if isinstance(page, pd.DataFrame):
+                total += len(page)
+                log.debug("%s %s %s: %d bars so far", self.exchange, sym, timeframe, total)
             yield page
         log.info("%s %s %s: %d bars received", self.exchange, sym, timeframe, total)
 
@@ -234,61 +321,150 @@ class CcxtSource(Source):
     # -- paging --------------------------------------------------------------------------
     def _binance_pages(
         self, symbol: str, timeframe: str, start_ms: int, stop_ms: int, tf_ms: int
-    ) -> Iterator[pd.DataFrame]:
-        """Binance klines by ``startTime``/``endTime``: a short page means the range is done."""
+    ) -> Iterator[pd.DataFrame | Unconfirmed]:
+        """Binance klines by ``startTime``/``endTime``. Binance answers with the first bars
+        at or after ``startTime``, so bars it skips inside a page are holes it confirmed. A
+        short page is not the end (a proxy may cut pages): paging goes on from its last bar.
+        An empty page is asked again, then probed past the range (``limit=1`` and no
+        ``endTime``): a bar after the range confirms the hole, none leaves it unconfirmed,
+        one inside the range means the empty answers were wrong, and the span is asked again."""
         market_id = self._ex.market(symbol)["id"]
+        interval = self._ex.timeframes[timeframe]
         limit = self.page_limit
-        since = start_ms
-        while since < stop_ms:
-            params = {
-                "symbol": market_id,
-                "interval": self._ex.timeframes[timeframe],
-                "startTime": since,
-                "endTime": stop_ms - 1,
-                "limit": limit,
-            }
-            rows = self._request(
-                lambda p=params: self._ex.publicGetKlines(p), f"klines {symbol} {timeframe}"
+        since, contradictions = start_ms, 0
+
+        def klines(first: int, last: int | None, n: int) -> pd.DataFrame:
+            params = {"symbol": market_id, "interval": interval, "startTime": first, "limit": n}
+            if last is not None:
+                params["endTime"] = last
+            what = f"klines {symbol} {timeframe} from {_fmt_ms(first)}"
+            return self._request(
+                lambda: self._ex.publicGetKlines(params),
+                what,
+                parse=lambda body: self._page(body, timeframe, first, last, what, binance=True),
             )
-            if not rows:
-                return
-            kept = [
-                [
-                    int(r[0]),
-                    *map(float, r[1:_CLOSE_TIME]),
-                    *map(float, r[_CLOSE_TIME + 1 : _CLOSE_TIME + 5]),
-                ]
-                for r in rows
-                if start_ms <= int(r[0]) < stop_ms
-            ]
-            if kept:
-                yield normalize(from_epoch_ms(kept, extra=EXTRA_COLUMNS))
-            if len(rows) < limit:
-                return
-            since = int(rows[-1][0]) + tf_ms
+
+        while since < stop_ms:
+            page = klines(since, stop_ms - 1, limit)
+            if page.empty:
+                log.info("%s: empty page from %s, asking again", self.exchange, _fmt_ms(since))
+                page = klines(since, stop_ms - 1, limit)
+            if page.empty:
+                probe = klines(since, None, 1)
+                if probe.empty:
+                    yield Unconfirmed(
+                        _ts(since),
+                        _ts(stop_ms),
+                        f"{self.exchange} sent no bars from {_fmt_ms(since)} and none after",
+                    )
+                    return
+                if _ms(probe.index.min()) >= stop_ms:
+                    log.info(
+                        "%s %s %s: no bars in [%s, %s), confirmed (the next is at %s)",
+                        self.exchange,
+                        symbol,
+                        timeframe,
+                        _fmt_ms(since),
+                        _fmt_ms(stop_ms),
+                        probe.index.min(),
+                    )
+                    return
+                contradictions += 1
+                if contradictions > self._retry.max_retries:
+                    raise SourceError(
+                        f"{self.exchange} at {self._host()} keeps answering empty pages from"
+                        f" {_fmt_ms(since)} although it has a bar at {probe.index.min()}:"
+                        " the server or a proxy in between is misbehaving; retry later"
+                    )
+                continue
+            yield page
+            since = _ms(page.index.max()) + tf_ms
 
     def _ohlcv_pages(
         self, symbol: str, timeframe: str, start_ms: int, stop_ms: int, tf_ms: int
-    ) -> Iterator[pd.DataFrame]:
-        """Generic ``fetch_ohlcv`` paging. Exchanges differ on what an empty page means
-        (no more data, or a window with no trades), so an empty page moves one window on."""
+    ) -> Iterator[pd.DataFrame | Unconfirmed]:
+        """Generic ``fetch_ohlcv`` paging by ``since`` windows. Exchanges differ on what an
+        empty page means (no more data, or a window with no trades), so an empty window is
+        asked again and then passed; empty windows count as holes once a later bar shows the
+        exchange has data after them, or a probe past the range finds one."""
         limit = self.page_limit
-        since = start_ms
+        since, empty_from = start_ms, None
+
+        def window(first: int) -> pd.DataFrame:
+            what = f"fetch_ohlcv {symbol} {timeframe} from {_fmt_ms(first)}"
+            return self._request(
+                lambda: self._ex.fetch_ohlcv(symbol, timeframe, since=first, limit=limit),
+                what,
+                parse=lambda body: self._page(body, timeframe, first, None, what, binance=False),
+            )
+
         while since < stop_ms:
-            rows = self._request(
-                lambda s=since: self._ex.fetch_ohlcv(symbol, timeframe, since=s, limit=limit),
-                f"fetch_ohlcv {symbol} {timeframe}",
-            )
-            rows = sorted(
-                (r for r in rows or [] if r[0] is not None and r[0] >= since), key=lambda r: r[0]
-            )
-            if not rows:
+            page = window(since)
+            if page.empty:
+                page = window(since)
+            if page.empty:
+                empty_from = since if empty_from is None else empty_from
                 since += limit * tf_ms
                 continue
-            kept = [r[:6] for r in rows if start_ms <= r[0] < stop_ms]
-            if kept:
-                yield normalize(from_epoch_ms(kept))
-            since = int(rows[-1][0]) + tf_ms
+            empty_from = None  # a bar after the empty windows: they were holes
+            kept = page[page.index < _ts(stop_ms)]
+            if not kept.empty:
+                yield kept
+            if len(kept) < len(page):
+                return  # the exchange has bars past the range: all before it is confirmed
+            since = _ms(page.index.max()) + tf_ms
+        if empty_from is not None:
+            probe = window(stop_ms) if stop_ms + tf_ms <= time.time() * 1000 else None
+            if probe is None or probe.empty:
+                yield Unconfirmed(
+                    _ts(empty_from),
+                    _ts(stop_ms),
+                    f"{self.exchange} sent no bars from {_fmt_ms(empty_from)} and none after",
+                )
+
+    def _page(
+        self,
+        body: Any,
+        timeframe: str,
+        first_ms: int,
+        last_ms: int | None,
+        what: str,
+        *,
+        binance: bool,
+    ) -> pd.DataFrame:
+        """Parse and check one answer (inside the retry loop, so a bad page is asked again).
+
+        Raises `BadPage` naming the first bad bar; in ``skip`` mode the caller gets the
+        page's rows back once the retries are spent, and the fetcher drops the bad ones.
+        """
+        where = f"{self.exchange} at {self._host()}"
+        if binance:
+            rows = _rows(body, where, 11)
+            frame = from_epoch_ms(
+                [
+                    [_open_time(r, where), *map(_number, r[1:6]), *map(_number, r[7:11])]
+                    for r in rows
+                ],
+                extra=EXTRA_COLUMNS,
+            )
+        else:
+            rows = _rows(body, where, 6)
+            frame = from_epoch_ms([[_open_time(r, where), *map(_number, r[1:6])] for r in rows])
+            frame = frame[frame.index >= _ts(first_ms)]  # some exchanges start a page early
+        lo, hi = _ts(first_ms), None if last_ms is None else _ts(last_ms + 1)
+        outside = (frame.index < lo) | (frame.index >= hi if hi is not None else False)
+        if outside.any():
+            raise BadPage(
+                f"{where} sent bar {frame.index[outside][0]} for {what}, outside what was asked"
+                f" ({lo} .. {hi or 'open end'})",
+                frame=frame[~outside],
+            )
+        checked = check_page(frame, timeframe)
+        if not checked.ok:
+            raise BadPage(
+                f"{where} sent a bad page for {what}: {checked.first_problem()}", frame=frame
+            )
+        return checked.clean
 
     # -- markets and checks --------------------------------------------------------------
     def _max_limit(self) -> int:
@@ -349,17 +525,29 @@ class CcxtSource(Source):
         timeframe_to_ms(timeframe)  # our own grid must understand it too
 
     # -- requests and errors ----------------------------------------------------------------
-    def _request(self, fn: Callable[[], T], what: str) -> T:
-        """One REST call with retries; ccxt exceptions become our one-line errors."""
+    def _request(
+        self, fn: Callable[[], Any], what: str, parse: Callable[[Any], T] | None = None
+    ) -> T:
+        """One REST call with retries (its answer parsed and checked by ``parse`` inside
+        each try); ccxt exceptions become our one-line errors."""
+        ccxt = _ccxt()
 
         def attempt() -> T:
             self._ex.trace.reset()
             try:
-                return fn()
+                body = fn()
             except ccxt.BaseError as exc:
                 raise self._translate(exc) from exc
+            return parse(body) if parse is not None else body
 
-        return call_with_retry(attempt, self._retry, what=f"{self.exchange} {what}")
+        try:
+            return call_with_retry(attempt, self._retry, what=f"{self.exchange} {what}")
+        except SourceError as err:
+            bad = err.__cause__
+            if isinstance(bad, BadPage) and bad.frame is not None and self.on_bad_candle == "skip":
+                log.warning("%s; keeping its good candles, the bad ones stay missing", bad)
+                return bad.frame  # type: ignore[return-value]
+            raise
 
     def _host(self) -> str:
         url = self._ex.trace.url
@@ -369,6 +557,7 @@ class CcxtSource(Source):
         return self.exchange
 
     def _translate(self, exc: ccxt.BaseError) -> Exception:
+        ccxt = _ccxt()
         status = self._ex.trace.status
         host = self._host()
         if is_retry_status(status):
@@ -404,6 +593,7 @@ class CcxtSource(Source):
 
 def _network_reason(exc: BaseException) -> str:
     """A few words on why a connection failed, from the underlying requests error."""
+    ccxt = _ccxt()
     text = f"{exc} {exc.__cause__ or ''}".lower()
     if "refused" in text:
         return "connection refused"
@@ -420,4 +610,36 @@ def _ms(ts: pd.Timestamp) -> int:
     return int(ts.value // 1_000_000)
 
 
-__all__ = ["BINANCE_LIKE", "CcxtSource", "rewrite_api_urls"]
+def _ts(ms: int) -> pd.Timestamp:
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").as_unit("ns")
+
+
+def _fmt_ms(ms: int) -> str:
+    return f"{_ts(ms):%Y-%m-%d %H:%M}"
+
+
+@register_source("binance")
+def binance_source(
+    *, api_url: str | None = None, retry: RetryPolicy | None = None, on_bad_candle: str = "fail"
+) -> CcxtSource:
+    """Binance spot, through its raw klines endpoint (keeps the extra columns)."""
+    return CcxtSource("binance", api_url=api_url, retry=retry, on_bad_candle=on_bad_candle)
+
+
+@register_source("ccxt")
+def ccxt_source(
+    *,
+    exchange: str | None = None,
+    api_url: str | None = None,
+    retry: RetryPolicy | None = None,
+    on_bad_candle: str = "fail",
+) -> CcxtSource:
+    """Any ccxt exchange, named by ``--exchange``."""
+    if not exchange:
+        raise BadInputError(
+            "--source ccxt needs --exchange NAME (a ccxt exchange id such as kraken or okx)"
+        )
+    return CcxtSource(exchange, api_url=api_url, retry=retry, on_bad_candle=on_bad_candle)
+
+
+__all__ = ["BINANCE_LIKE", "BadPage", "CcxtSource", "rewrite_api_urls"]

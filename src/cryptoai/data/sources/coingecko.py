@@ -37,6 +37,7 @@ import requests
 
 from cryptoai.data.frame import from_epoch_ms, normalize
 from cryptoai.data.sources.base import Source
+from cryptoai.data.sources.registry import register_source
 from cryptoai.data.sources.retry import (
     RetryPolicy,
     TransientError,
@@ -358,3 +359,11 @@ def _error_message(resp: requests.Response) -> str:
         if isinstance(err, str):
             return err
     return str(body)[:120]
+
+
+@register_source("coingecko")
+def coingecko_source(
+    *, api_url: str | None = None, retry: RetryPolicy | None = None
+) -> CoinGeckoSource:
+    """CoinGecko's aggregate candles (keys from the environment)."""
+    return CoinGeckoSource(api_url=api_url, retry=retry)

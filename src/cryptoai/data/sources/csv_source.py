@@ -20,6 +20,7 @@ import pandas as pd
 
 from cryptoai.data.frame import INDEX_NAME, OHLCV_COLUMNS, normalize
 from cryptoai.data.sources.base import Source
+from cryptoai.data.sources.registry import register_source
 from cryptoai.data.symbols import canonical
 from cryptoai.data.timeframes import parse_utc, timeframe_to_timedelta
 from cryptoai.data.validate import check_ohlcv, infer_timeframe
@@ -381,3 +382,13 @@ def _file_symbol(raw: pd.DataFrame) -> str | None:
                 except BadInputError:
                     return None
     return None
+
+
+@register_source("csv")
+def csv_source(
+    *, path: str | Path | None = None, exchange: str | None = None, timeframe: str | None = None
+) -> CsvSource:
+    """A local CSV/Parquet file, imported under ``data/raw/{exchange}`` (default ``csv``)."""
+    if path is None:
+        raise BadInputError("--source csv needs --path FILE: the CSV or Parquet file to import")
+    return CsvSource(path, exchange=exchange or "csv", timeframe=timeframe)

@@ -12,7 +12,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import tenacity
@@ -37,13 +37,15 @@ class RetryPolicy:
 
     A server's ``Retry-After`` is honoured (the wait is at least that long); one asking for
     more than ``max_delay_s`` ends the retries at once, since waiting that long inside a
-    fetch helps nobody.
+    fetch helps nobody. ``sleep`` does the waiting (tests pass a recorder instead of the
+    wall clock).
     """
 
     max_retries: int = 5
     base_delay_s: float = 1.0
     max_delay_s: float = 60.0
     honour_retry_after: bool = True
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     def delay(self, retry_number: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry ``retry_number`` (1 for the first retry)."""
@@ -116,6 +118,7 @@ def call_with_retry(
         wait=wait,
         retry=tenacity.retry_if_exception(worth_retrying),
         before_sleep=before_sleep,
+        sleep=policy.sleep,
         reraise=True,
     )
     try:

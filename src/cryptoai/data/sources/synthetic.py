@@ -27,6 +27,7 @@ import pandas as pd
 
 from cryptoai.data.frame import EXTRA_COLUMNS, INDEX_NAME, OHLCV_COLUMNS, empty_ohlcv
 from cryptoai.data.sources.base import Source
+from cryptoai.data.sources.registry import register_source
 from cryptoai.data.symbols import canonical
 from cryptoai.data.timeframes import bar_grid, parse_utc, timeframe_to_timedelta
 from cryptoai.errors import BadInputError
@@ -351,3 +352,9 @@ def _run(key, lo, hi, consts, layer, state, out):
         lp = lp + r
         z_prev = z
     state[0], state[1], state[2] = lp, g, z_prev
+
+
+@register_source("synthetic")
+def synthetic_source(*, seed: int = 42) -> SyntheticSource:
+    """The offline default: seeded, realistic candles for any symbol."""
+    return SyntheticSource(seed=seed)
