@@ -1,7 +1,10 @@
 """Small helpers shared by tests (importable as ``helpers``: pytest puts tests/ on the path)."""
 
+import functools
 import hashlib
 from pathlib import Path
+
+import pandas as pd
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -11,3 +14,36 @@ def snapshot(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != ".lock"
     }
+
+
+OHLCV = ["open", "high", "low", "close", "volume"]
+
+
+@functools.lru_cache(maxsize=64)
+def _synthetic(n: int, seed: int, timeframe: str, symbol: str, start: str) -> pd.DataFrame:
+    from cryptoai.data.sources.synthetic import synthetic_ohlcv
+    from cryptoai.data.timeframes import timeframe_to_timedelta
+
+    begin = pd.Timestamp(start, tz="UTC")
+    end = begin + max(n, 1) * timeframe_to_timedelta(timeframe)
+    frame = synthetic_ohlcv(symbol, timeframe, begin, end, seed=seed).iloc[:n]
+    if len(frame) != n:
+        raise AssertionError(f"synthetic source gave {len(frame)} bars, wanted {n}")
+    return frame
+
+
+def ohlcv_frame(
+    n: int = 500,
+    seed: int = 0,
+    timeframe: str = "1h",
+    *,
+    symbol: str = "BTC/USDT",
+    start: str = "2024-01-01",
+    extra: bool = False,
+) -> pd.DataFrame:
+    """``n`` bars from the synthetic source (realistic: fat tails, volatility regimes, wicks),
+    the one candle generator the tests share. Columns ``open high low close volume``; with
+    ``extra``, also the source's ``quote_volume``, ``trades`` and taker-buy columns. A fresh
+    copy each call, so a test may change it."""
+    frame = _synthetic(int(n), int(seed), timeframe, symbol, str(start))
+    return (frame if extra else frame[OHLCV]).copy()

@@ -162,13 +162,69 @@ def test_registry_lists_builtins_and_explains_bad_names():
 def test_unknown_or_mistyped_parameters_are_errors_listing_the_valid_ones():
     with pytest.raises(BadInputError, match=r"no parameter span: valid parameters are fast, slow"):
         make_strategy("ema_cross", {"span": 3})
-    with pytest.raises(BadInputError, match="not a valid int"):
+    with pytest.raises(BadInputError, match="parameter fast got 'ten', expected an int"):
         make_strategy("ema_cross", {"fast": "ten"})
     with pytest.raises(BadInputError, match="shorter than slow"):
         make_strategy("ema_cross", {"fast": 30, "slow": 10})
     s = make_strategy("rsi_reversion", {"window": "10", "allow_short": "true", "lower": 20})
     assert (s.window, s.allow_short, s.lower) == (10, True, 20.0)
     assert s.params["window"] == 10 and get_strategy("rsi_reversion").params["window"] == 14
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "shown", "kind"),
+    [
+        ("ema_cross", "fast", True, "True", "an int"),  # a boolean is not a span of 1
+        ("ema_cross", "fast", "true", "'true'", "an int"),
+        ("ema_cross", "fast", "20.5", "'20.5'", "an int"),
+        ("ema_cross", "fast", 20.5, "20.5", "an int"),
+        ("ema_cross", "fast", "", "an empty value", "an int"),
+        ("ema_cross", "fast", None, "None", "an int"),  # params: {fast: null}
+        ("ema_cross", "fast", [5], "[5]", "an int"),
+        ("rsi_reversion", "lower", False, "False", "a float"),
+        ("rsi_reversion", "lower", "low", "'low'", "a float"),
+        ("rsi_reversion", "lower", float("nan"), "nan", "a float"),
+        ("rsi_reversion", "allow_short", 2, "2", "a bool"),
+        ("rsi_reversion", "allow_short", "maybe", "'maybe'", "a bool"),
+        ("model_signal", "column", 3, "3", "a str"),
+    ],
+)
+def test_parameter_values_are_checked_against_the_declared_type(name, key, value, shown, kind):
+    default = get_strategy(name).params[key]
+    with pytest.raises(BadInputError) as err:
+        make_strategy(name, {key: value})
+    message = str(err.value)
+    assert message == (
+        f"strategy {name}: parameter {key} got {shown}, expected {kind} (default {default!r})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("window", "20", 20),
+        ("window", " 20 ", 20),
+        ("window", 20.0, 20),  # a whole float from a grid is the integer
+        ("window", np.int64(20), 20),
+        ("lower", 20, 20.0),  # a float parameter takes ints
+        ("lower", "25.5", 25.5),
+        ("lower", np.float32(25.5), 25.5),
+        ("allow_short", "yes", True),
+        ("allow_short", "False", False),
+        ("allow_short", 1, True),
+        ("allow_short", np.bool_(True), True),
+    ],
+)
+def test_accepted_values_take_the_declared_type(key, value, expected):
+    got = make_strategy("rsi_reversion", {key: value}).params[key]
+    assert got == expected and type(got) is type(expected)
+
+
+def test_a_parameter_without_a_typed_default_is_left_to_the_strategy():
+    s = make_strategy("model_signal", {"short_below": "0.4"})
+    assert s.short_below == 0.4
+    with pytest.raises(BadInputError, match="short_below"):
+        make_strategy("model_signal", {"short_below": "low"})
 
 
 def test_register_a_custom_strategy_by_decorator():

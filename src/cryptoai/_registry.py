@@ -7,6 +7,7 @@ one name never loads the heavy modules of another.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
@@ -89,10 +90,17 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}"
             ) from None
 
+    def find(self, name: str) -> T | None:
+        """The entry called ``name`` if one is registered (built-ins not loaded), else None."""
+        return self._entries.get(self.normalize(name))
+
     def names(self) -> list[str]:
         """Every registered name, sorted."""
         self._load_builtins()
         return sorted(self._entries)
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
 
     def __contains__(self, name: object) -> bool:
         self._load_builtins()
@@ -106,13 +114,22 @@ class Registry(Generic[T]):
 
 
 def _same(a: object, b: object) -> bool:
-    """Re-importing a module (notebook reloads, plugins loaded twice) re-registers an equal
-    object; treat one with the same qualified name and module as the same entry."""
+    """Re-importing a module (notebook reloads, a plugin loaded twice) re-registers an equal
+    object; one with the same qualified name and module (or, for a definition object, the
+    same function behind it) counts as the same entry."""
     if a is b:
         return True
-    qa = (getattr(a, "__module__", None), getattr(a, "__qualname__", None))
-    qb = (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
-    return qa[1] is not None and qa == qb
+    with contextlib.suppress(Exception):
+        if a == b:
+            return True
+    qa, qb = _identity(a), _identity(b)
+    return qa is not None and qa == qb
+
+
+def _identity(obj: object) -> tuple[str, str] | None:
+    target = obj if hasattr(obj, "__qualname__") else getattr(obj, "compute", None)
+    qual = getattr(target, "__qualname__", None)
+    return None if qual is None else (getattr(target, "__module__", ""), qual)
 
 
 def _describe(obj: object) -> str:

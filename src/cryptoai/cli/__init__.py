@@ -95,6 +95,17 @@ def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
     return rest, plugins
 
 
+def _load_plugins(paths: list[str]) -> None:
+    """Import the plugins after the built-in strategies: a plugin that takes a built-in's name
+    then fails at its own import, as a one-line error naming the plugin file (registered the
+    other way round, the built-in's later import broke with a traceback blaming the built-in)."""
+    from cryptoai.plugins import load_plugins
+    from cryptoai.strategies import list_strategies
+
+    list_strategies()
+    load_plugins(paths)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input ends with one line on stderr and a non-zero exit code."""
     _register()
@@ -102,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         argv, plugins = _take_plugins(list(sys.argv[1:] if argv is None else argv))
         if plugins:
-            from cryptoai.plugins import load_plugins
-
-            load_plugins(plugins)
+            _load_plugins(plugins)
         result = app(args=argv, standalone_mode=False, prog_name="cryptoai")
     except CryptoaiError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one-line error

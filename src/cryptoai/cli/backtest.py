@@ -110,23 +110,24 @@ def backtest(
     typer.echo(f"report: {paths['report']}")
 
 
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """``["fast=10", "allow_short=true"]`` -> typed values (YAML scalars)."""
-    import yaml
+def parse_params(items: list[str]) -> dict[str, str]:
+    """``["fast=10", "allow_short=true"]`` -> ``{"fast": "10", "allow_short": "true"}``.
 
+    Values stay text: the strategy reads each one as the type its default declares
+    (`BaseStrategy.resolve_params`), so ``fast=true`` or ``fast=20.5`` is an error naming the
+    parameter instead of a YAML guess (``true`` became 1 for a span, ``fast=`` became None).
+    """
     from cryptoai.errors import BadInputError
 
-    out: dict[str, Any] = {}
+    out: dict[str, str] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise BadInputError(f"--param {item!r} is not key=value: write e.g. --param fast=10")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        out[key] = value
+        if not raw.strip():
+            raise BadInputError(f"--param {key}= has no value: write e.g. --param {key}=10")
+        out[key] = raw.strip()
     return out
 
 

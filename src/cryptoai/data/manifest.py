@@ -1,9 +1,10 @@
 """The per-series manifest of the raw store (``{series_dir}/_manifest.json``).
 
-It records, for every day file, the checksum, row count and first/last bar, so damage is
-detectable; and the time ranges that were requested and *fully* fetched ("covered"), so a
-gap the exchange never filled is not re-requested forever while an interrupted fetch is
-resumed. This module only models and (de)serializes it; the store does the file I/O.
+It records, for every day file, the checksum, size, row count and first/last bar, so damage
+is detectable (and every read checks it); the time ranges that were *fully* fetched
+("covered": bars absent there are holes the source confirmed), so such a hole is not
+re-requested forever while an interrupted fetch is resumed; and the ranges ever requested,
+so `coverage` can show holes at the start or end of a series, not only between its bars. This module only models and (de)serializes it; the store does the file I/O.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Manifest:
     columns: list[str] = field(default_factory=list)
     files: dict[str, FileEntry] = field(default_factory=dict)
     covered: list[Interval] = field(default_factory=list)
+    requested: list[Interval] = field(default_factory=list)
 
     def to_json(self) -> str:
         doc = {
@@ -63,6 +65,7 @@ class Manifest:
                 for name, e in sorted(self.files.items())
             },
             "covered": [[_iso(s), _iso(e)] for s, e in self.covered],
+            "requested": [[_iso(s), _iso(e)] for s, e in self.requested],
         }
         return json.dumps(doc, indent=1) + "\n"
 
@@ -87,6 +90,7 @@ class Manifest:
                 for name, e in doc["files"].items()
             }
             covered = [(_ts(s), _ts(e)) for s, e in doc["covered"]]
+            requested = [(_ts(s), _ts(e)) for s, e in doc.get("requested", [])]
             return cls(
                 exchange=str(doc["exchange"]),
                 symbol=str(doc["symbol"]),
@@ -94,10 +98,12 @@ class Manifest:
                 columns=[str(c) for c in doc["columns"]],
                 files=files,
                 covered=merge_intervals(covered),
+                requested=merge_intervals(requested),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataValidationError(
-                f"{where} is unreadable ({exc}): delete it and re-fetch the series to rebuild it"
+                f"{where} is unreadable ({exc}): rebuild it from the day files that verify with"
+                " cryptoai repair (same options as the fetch)"
             ) from exc
 
 
@@ -109,6 +115,21 @@ def merge_intervals(intervals: list[Interval]) -> list[Interval]:
             out[-1] = (out[-1][0], max(out[-1][1], e))
         else:
             out.append((s, e))
+    return out
+
+
+def subtract_interval(intervals: list[Interval], cut: Interval) -> list[Interval]:
+    """``intervals`` without ``[cut)``: what stays covered once a span must be fetched again."""
+    out: list[Interval] = []
+    c0, c1 = cut
+    for s, e in intervals:
+        if e <= c0 or s >= c1:
+            out.append((s, e))
+            continue
+        if s < c0:
+            out.append((s, c0))
+        if e > c1:
+            out.append((c1, e))
     return out
 
 

@@ -12,6 +12,7 @@ _EXPORTS = {
     "FeatureSpec": "cryptoai.features.spec",
     "load_feature_spec": "cryptoai.features.spec",
     "known_features": "cryptoai.features.registry",
+    "register_feature": "cryptoai.features.registry",
     "correlation_prune": "cryptoai.features.selection",
     "importance_prune": "cryptoai.features.selection",
 }

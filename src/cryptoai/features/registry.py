@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cryptoai._registry import Registry
 from cryptoai.features import derived, indicators
 
 
@@ -240,9 +241,33 @@ _DEFS = [
     ),
 ]
 
-FEATURES: dict[str, FeatureDef] = {d.name: d for d in _DEFS}
+#: Every feature a spec may name: the built-ins above, then any a plugin registers.
+FEATURES: Registry[FeatureDef] = Registry("feature")
+for _d in _DEFS:
+    FEATURES.add(_d.name, _d)
+
+
+def register_feature(
+    name: str,
+    *,
+    columns: Columns,
+    params: type[Params] = NoParams,
+    inputs: tuple[str, ...] = ("close",),
+) -> Callable[[Compute], Compute]:
+    """Decorator for a plugin feature: ``compute(df, p)`` returns one array per column name of
+    ``columns(p)``; ``params`` is a `Params` model (unknown parameters are errors). The value at
+    bar t must use data up to bar t only: the no-lookahead test truncates the history to check.
+    """
+
+    def deco(compute: Compute) -> Compute:
+        if not (isinstance(params, type) and issubclass(params, Params)):
+            raise TypeError(f"register_feature({name!r}): params must subclass Params")
+        FEATURES.add(name, FeatureDef(name, params, columns, compute, tuple(inputs)))
+        return compute
+
+    return deco
 
 
 def known_features() -> list[str]:
     """Names a feature spec may use, sorted."""
-    return sorted(FEATURES)
+    return FEATURES.names()

@@ -564,3 +564,40 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
     for idx, *values in frame.itertuples(name=None):  # keeps each column's type
         lines.append("| " + " | ".join([cell(idx), *(cell(v) for v in values)]) + " |")
     return "\n".join(lines)
+
+
+def write_eda_docs(
+    notes: str,
+    figures: Mapping[str, Figure],
+    symbol: str,
+    timeframe: str,
+    folder: str | Path | None = None,
+) -> Path:
+    """The repository's documented EDA (``docs/eda/``): notebook 01's notes with its plots,
+    written only when the notebook is asked to (``write_docs=True``), since these files are
+    tracked and a routine run must not rewrite them. Returns the notes file."""
+    from cryptoai.data.symbols import path_safe
+
+    docs = Path(folder) if folder is not None else find_repo_root() / "docs" / "eda"
+    docs.mkdir(parents=True, exist_ok=True)
+    stem = f"{path_safe(symbol)}_{timeframe}"
+    links = []
+    for name, figure in figures.items():
+        figure.savefig(docs / f"{stem}_{name}.png", dpi=100, bbox_inches="tight")
+        links.append(f"![{name}]({stem}_{name}.png)")
+    path = docs / f"{stem}_exploration.md"
+    path.write_text(notes + "\n\n## Plots\n\n" + "\n\n".join(links) + "\n")
+    log.info("EDA notes and %d plot(s) written to %s", len(figures), docs)
+    return path
+
+
+def quantile_levels(
+    values: pd.Series, quantiles: Sequence[float], include: float | None = None
+) -> list[float]:
+    """Sorted, distinct levels at the given quantiles of ``values`` (rounded to 4 places),
+    plus ``include`` (a configured threshold) when given: a threshold grid that always holds
+    the config's own value, so the grid's row for it reproduces the configured backtest."""
+    levels = {round(float(v), 4) for v in values.quantile(list(quantiles))}
+    if include is not None:
+        levels.add(float(include))
+    return sorted(levels)

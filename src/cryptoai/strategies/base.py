@@ -15,6 +15,7 @@ Both read only bars up to the decision bar; orders fill at the next open by defa
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -184,37 +185,87 @@ class BaseStrategy:
         return self._require_broker().position
 
 
+_INVALID = object()  # _parse: the value is not of the declared kind
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def _kind(default: Any) -> str | None:
+    """The type a parameter's default declares (``None``: untyped, the strategy checks it)."""
+    if isinstance(default, bool | np.bool_):
+        return "bool"
+    if isinstance(default, numbers.Integral):
+        return "int"
+    if isinstance(default, numbers.Real):
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    return None
+
+
 def _coerce(strategy: str, key: str, value: Any, default: Any) -> Any:
-    """Give ``value`` the type of the default (CLI values arrive as strings)."""
-    if default is None or value is None:
+    """``value`` as the type of the parameter's default, or a one-line error.
+
+    Strings are parsed (CLI values and sweeps written as text arrive as strings); otherwise
+    the value must already be of the declared kind: a boolean is not an integer (``True``
+    for a span was silently 1), an integer is not a boolean beyond 0 and 1, an int parameter
+    takes whole numbers only, a float one takes ints, and an empty value or ``None`` is
+    never a number. A default of ``None`` (or a non-scalar one) declares no type: the value
+    passes through to the strategy's own ``validate``.
+    """
+    kind = _kind(default)
+    if kind is None:
         return value
-    kind = type(default)
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered not in {"true", "false", "1", "0", "yes", "no"}:
-                    raise ValueError(value)
-                return lowered in {"true", "1", "yes"}
-            return bool(value)
-        if kind is int:
-            number = float(value)
-            if not number.is_integer():
-                raise ValueError(value)
-            return int(number)
-        if kind is float:
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError(value)
-            return number
-        if kind is str:
-            return str(value)
-    except (TypeError, ValueError):
+    parsed = _parse(kind, value)
+    if parsed is _INVALID:
+        article = "an" if kind == "int" else "a"
+        shown = "an empty value" if isinstance(value, str) and not value.strip() else repr(value)
         raise BadInputError(
-            f"strategy {strategy}: parameter {key}={value!r} is not a valid {kind.__name__}"
+            f"strategy {strategy}: parameter {key} got {shown}, expected {article} {kind}"
             f" (default {default!r})"
-        ) from None
-    return value
+        )
+    return parsed
+
+
+
+def _parse(kind: str, value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return _INVALID
+        if kind == "str":
+            return value
+        if kind == "bool":
+            lowered = text.lower()
+            return True if lowered in _TRUE else False if lowered in _FALSE else _INVALID
+        try:
+            number = float(text)
+        except ValueError:
+            return _INVALID
+        return _parse(kind, int(text) if kind == "int" and _is_int_literal(text) else number)
+    if kind == "str":
+        return _INVALID
+    if isinstance(value, bool | np.bool_):
+        return bool(value) if kind == "bool" else _INVALID
+    if kind == "bool":
+        if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+            return bool(value)
+        return _INVALID
+    if isinstance(value, numbers.Integral):
+        return int(value) if kind == "int" else float(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            return _INVALID
+        if kind == "int":
+            return int(number) if number.is_integer() else _INVALID
+        return number
+    return _INVALID
+
+
+def _is_int_literal(text: str) -> bool:
+    digits = text[1:] if text[:1] in "+-" else text
+    return digits.isdigit()
 
 
 #: The public name (``cryptoai.Strategy``); ``BaseStrategy`` stays for existing code.

@@ -9,6 +9,7 @@ features, or too little history for a sequence model), so outputs stay aligned t
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -18,7 +19,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from cryptoai.errors import BadInputError
 
 
-class BaseModel(BaseEstimator):
+class BaseModel(BaseEstimator, ABC):
     """What every model offers; subclasses implement ``fit`` and ``predict``/``predict_proba``."""
 
     task: ClassVar[str] = ""
@@ -28,11 +29,13 @@ class BaseModel(BaseEstimator):
         """Rows of history a prediction needs before its own row (0 for tabular models)."""
         return 0
 
+    @abstractmethod
     def fit(self, X: pd.DataFrame, y) -> BaseModel:
-        raise NotImplementedError
+        """Learn from the rows whose features and label are known; returns ``self``."""
 
+    @abstractmethod
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        raise NotImplementedError
+        """One value per input row, NaN where the row cannot be predicted."""
 
     def feature_importances(self) -> pd.Series | None:
         """Importance per feature (fitted model), or None where the model has no such notion."""
@@ -49,8 +52,9 @@ class ClassifierModel(ClassifierMixin, BaseModel):
 
     task: ClassVar[str] = "classification"
 
+    @abstractmethod
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        raise NotImplementedError
+        """Class probabilities per row (columns follow ``classes_``), NaN rows where unknown."""
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Most probable class per row (float, NaN where the row has no prediction)."""

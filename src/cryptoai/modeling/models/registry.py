@@ -1,62 +1,82 @@
-"""Models found by name, so configs and the CLI can say ``model: {name: xgboost}``."""
+"""Models found by name, so configs and the CLI can say ``model: {name: xgboost}``.
+
+A model class registers itself with ``@register_model("name", task=...)`` in its own file
+(a user plugin does the same). The sequence models are registered here by reference
+(``"module:Class"``), so looking up ``logreg`` never imports torch.
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from cryptoai._registry import Registry
 from cryptoai.errors import BadInputError
 from cryptoai.modeling.models.base import BaseModel
 
 TASKS = ("classification", "regression")
-
-# name -> task -> ("module:Class", fixed params)
-_MODELS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    "baseline": {
-        "classification": ("tabular:BaselineClassifier", {}),
-        "regression": ("tabular:BaselineRegressor", {}),
-    },
-    "logreg": {"classification": ("tabular:LogisticModel", {})},
-    "ridge": {"regression": ("tabular:RidgeModel", {})},
-    "random_forest": {
-        "classification": ("tabular:ForestClassifier", {}),
-        "regression": ("tabular:ForestRegressor", {}),
-    },
-    "xgboost": {
-        "classification": ("tabular:BoostedClassifier", {}),
-        "regression": ("tabular:BoostedRegressor", {}),
-    },
-    **{
-        arch: {
-            "classification": ("sequence:SequenceClassifier", {"arch": arch}),
-            "regression": ("sequence:SequenceRegressor", {"arch": arch}),
-        }
-        for arch in ("lstm", "gru", "tft")
-    },
-    "nhits": {"regression": ("sequence:SequenceRegressor", {"arch": "nhits"})},
-}
-
 SEQUENCE_MODELS = ("lstm", "gru", "tft", "nhits")
+
+M = TypeVar("M", bound=type[BaseModel])
+#: name -> task -> (class or "module:Class", parameters the name fixes)
+Entry = dict[str, tuple[type[BaseModel] | str, dict[str, Any]]]
+
+MODELS: Registry[Entry] = Registry("model", ("cryptoai.modeling.models.tabular",))
+
+_SEQ = "cryptoai.modeling.models.sequence"
+for _arch in SEQUENCE_MODELS:
+    _entry: Entry = {"regression": (f"{_SEQ}:SequenceRegressor", {"arch": _arch})}
+    if _arch != "nhits":  # N-HiTS is a point forecaster only
+        _entry["classification"] = (f"{_SEQ}:SequenceClassifier", {"arch": _arch})
+    MODELS.add(_arch, _entry)
+
+
+def register_model(name: str, task: str | None = None, **fixed: Any) -> Callable[[M], M]:
+    """Class decorator: ``name`` builds this class for ``task`` (default: the class's own
+    ``task``); ``fixed`` are parameters the name sets. A name may serve both tasks."""
+
+    def deco(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            raise TypeError(f"@register_model({name!r}) must decorate a BaseModel subclass")
+        which = task or cls.task
+        if which not in TASKS:
+            raise TypeError(f"@register_model({name!r}): task must be one of {', '.join(TASKS)}")
+        entry = dict(MODELS.find(name) or {})
+        old = entry.get(which)
+        if old is not None and old[0] is not cls and _qualname(old[0]) != _qualname(cls):
+            raise ValueError(f"model name {name!r} already has a {which} model: choose another")
+        entry[which] = (cls, dict(fixed))
+        MODELS.add(name, entry, replace=True)
+        return cls
+
+    return deco
+
+
+def _qualname(obj: type | str) -> str:
+    return obj if isinstance(obj, str) else f"{obj.__module__}:{obj.__qualname__}"
 
 
 def available_models(task: str | None = None) -> list[str]:
     """Model names, optionally only those that handle ``task``."""
-    return sorted(n for n, by_task in _MODELS.items() if task is None or task in by_task)
+    return [n for n in MODELS.names() if task is None or task in MODELS.get(n)]
 
 
 def model_class(name: str, task: str = "classification") -> tuple[type[BaseModel], dict[str, Any]]:
     """The class behind ``name`` for ``task`` and the parameters the name fixes."""
     if task not in TASKS:
         raise BadInputError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
-    key = name.strip().lower().replace("-", "_")
-    if key not in _MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise BadInputError(f"unknown model {name!r}: use one of {', '.join(available_models())}")
-    if task not in _MODELS[key]:
+    entry = MODELS.get(name)
+    if task not in entry:
         fits = ", ".join(available_models(task))
         raise BadInputError(f"model {name!r} does not do {task}: for {task} use one of {fits}")
-    path, fixed = _MODELS[key][task]
-    module, cls = path.split(":")
-    return getattr(importlib.import_module(f"cryptoai.modeling.models.{module}"), cls), dict(fixed)
+    target, fixed = entry[task]
+    if isinstance(target, str):
+        module, cls_name = target.split(":")
+        target = getattr(importlib.import_module(module), cls_name)
+    return target, dict(fixed)
 
 
 def make_model(name: str, task: str = "classification", **params: Any) -> BaseModel:
@@ -73,4 +93,4 @@ def make_model(name: str, task: str = "classification", **params: Any) -> BaseMo
 
 
 def is_sequence_model(name: str) -> bool:
-    return name.strip().lower() in SEQUENCE_MODELS
+    return MODELS.normalize(name) in SEQUENCE_MODELS

@@ -21,6 +21,7 @@ from cryptoai.modeling.models.base import (
     finite_rows,
     require_rows,
 )
+from cryptoai.modeling.models.registry import register_model
 
 
 class _Tabular(BaseModel):
@@ -76,6 +77,7 @@ class _TabularRegressor(RegressorModel, _Tabular):
 
 
 # -------------------------------------------------------------------------- linear
+@register_model("logreg")
 class LogisticModel(_TabularClassifier):
     """Logistic regression on standardized features (scaling is fitted on the training rows)."""
 
@@ -107,6 +109,7 @@ class LogisticModel(_TabularClassifier):
         return np.abs(self.estimator_[-1].coef_).mean(axis=0)
 
 
+@register_model("ridge")
 class RidgeModel(_TabularRegressor):
     """Ridge regression on standardized features: the linear model for return targets."""
 
@@ -153,6 +156,7 @@ class _ForestParams:
         }
 
 
+@register_model("random_forest")
 class ForestClassifier(_ForestParams, _TabularClassifier):
     """Random forest classifier (scikit-learn)."""
 
@@ -177,6 +181,7 @@ class ForestClassifier(_ForestParams, _TabularClassifier):
         return RandomForestClassifier(class_weight=self.class_weight, **self._forest_kwargs())
 
 
+@register_model("random_forest")
 class ForestRegressor(_ForestParams, _TabularRegressor):
     """Random forest regressor (scikit-learn)."""
 
@@ -238,6 +243,7 @@ class _BoostParams:
         }
 
 
+@register_model("xgboost")
 class BoostedClassifier(_BoostParams, _TabularClassifier):
     """Gradient-boosted trees classifier (xgboost); labels are encoded to 0..K-1 for it."""
 
@@ -247,6 +253,7 @@ class BoostedClassifier(_BoostParams, _TabularClassifier):
         return XGBClassifier(**self._boost_kwargs())
 
 
+@register_model("xgboost")
 class BoostedRegressor(_BoostParams, _TabularRegressor):
     """Gradient-boosted trees regressor (xgboost, squared error)."""
 
@@ -257,6 +264,7 @@ class BoostedRegressor(_BoostParams, _TabularRegressor):
 
 
 # ------------------------------------------------------------------------ baselines
+@register_model("baseline")
 class BaselineClassifier(_TabularClassifier):
     """Naive classifier: the training fold's class frequencies; predicts its majority class."""
 
@@ -268,6 +276,7 @@ class BaselineClassifier(_TabularClassifier):
         return DummyClassifier(strategy="prior")
 
 
+@register_model("baseline")
 class BaselineRegressor(_TabularRegressor):
     """Naive forecast of a zero return for every bar (a random walk's best guess)."""
 
