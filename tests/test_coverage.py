@@ -91,6 +91,6 @@ def test_empty_or_absent_store(tmp_path):
 def test_damaged_file_gives_one_line_error(store_root):
     victim = next(store_root.glob("kraken/*/*/*.parquet"))
     victim.write_bytes(b"garbage")
-    with pytest.raises(DataValidationError, match="verify") as excinfo:
+    with pytest.raises(DataValidationError, match="cryptoai validate.*cryptoai repair") as excinfo:
         coverage(store_root)
     assert "\n" not in str(excinfo.value)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
@@ -52,14 +50,52 @@ def test_any_change_changes_it():
     assert len({base, *(frame_fingerprint(x) for x in others)}) == len(others) + 1
 
 
-def test_matches_an_independent_sha256():
-    """The documented recipe: row count, UTC ns index, then name, dtype and values per column."""
+def test_every_single_cell_change_gives_a_new_fingerprint():
+    """Change one value at a time, anywhere (NaN to a number too): all fingerprints distinct."""
+    base = frame()
+    seen = {frame_fingerprint(base)}
+    for i in range(base.shape[0]):
+        for j in range(base.shape[1]):
+            changed = base.copy()
+            changed.iloc[i, j] = 3.0 if np.isnan(changed.iloc[i, j]) else changed.iloc[i, j] + 0.5
+            seen.add(frame_fingerprint(changed))
+    assert len(seen) == base.size + 1
+
+
+def test_content_not_arrangement_decides_across_a_file_round_trip(tmp_path):
+    """The same content read back from CSV and Parquet fingerprints alike; values moved
+    between columns or rows do not."""
     a = frame()
-    h = hashlib.sha256()
-    h.update(b"rows:5:index:" + b"UTC" + a.index.as_unit("ns").asi8.astype("<i8").tobytes())
-    for name in a.columns:
-        h.update(f"\x1ecol:{name}:float64:".encode() + a[name].to_numpy().astype("<f8").tobytes())
-    assert frame_fingerprint(a, length=64) == h.hexdigest()
+    a.to_csv(tmp_path / "a.csv")
+    a.to_parquet(tmp_path / "a.parquet")
+    from_csv = pd.read_csv(tmp_path / "a.csv", index_col="timestamp", parse_dates=True)
+    from_parquet = pd.read_parquet(tmp_path / "a.parquet")
+    assert frame_fingerprint(from_csv) == frame_fingerprint(a) == frame_fingerprint(from_parquet)
+    swapped_columns = a.rename(columns={"close": "volume", "volume": "close"})[["close", "volume"]]
+    swapped_rows = a.copy()
+    swapped_rows.iloc[[0, 1]] = a.iloc[[1, 0]].to_numpy()
+    assert frame_fingerprint(swapped_columns) != frame_fingerprint(a)
+    assert frame_fingerprint(swapped_rows) != frame_fingerprint(a)
+
+
+def test_dtype_is_part_of_the_content():
+    """Equal numbers of another dtype are other data (an int volume column is not a float one),
+    and so is a value that only rounds equal."""
+    a = frame()
+    as_float32 = a.astype({"volume": "float32"})
+    as_int = a.astype({"volume": "int64"})
+    assert (as_int["volume"] == a["volume"]).all()
+    assert len({frame_fingerprint(x) for x in (a, as_float32, as_int)}) == 3
+    nudged = a.copy()
+    nudged.iloc[0, 1] = np.nextafter(10.0, 11.0)  # the next float64 after 10.0
+    assert frame_fingerprint(nudged) != frame_fingerprint(a)
+
+
+def test_lengths_are_prefixes_of_one_sha256_hex_digest():
+    a = frame()
+    full = frame_fingerprint(a, length=64)
+    assert len(full) == 64 and set(full) <= set("0123456789abcdef")
+    assert all(frame_fingerprint(a, length=k) == full[:k] for k in (8, 16, 32))
 
 
 def test_series_and_text_columns():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cryptoai.data.store import RawStore, SeriesKey
+from cryptoai.data.store import RawStore, SeriesKey, StoreError
 from cryptoai.errors import BadInputError, DataValidationError
 
 
@@ -109,10 +110,10 @@ def test_failed_write_leaves_previous_file_intact_and_no_temp(tmp_path, monkeypa
     def broken_writer(table, where, **kwargs):
         where.write(b"PAR1 half a file")  # the temp file exists and holds garbage
         temps_seen.extend(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pq, "write_table", broken_writer)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match="disk is full"):
         store.write("binance", "BTC/USDT", "1h", candles("2024-01-01 06:00", 12, seed=9))
     monkeypatch.undo()
     assert temps_seen, "the writer should have been handed a temp file in the series folder"

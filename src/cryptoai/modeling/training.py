@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cryptoai.config import load_config, validate_config
-from cryptoai.errors import BadInputError, ConfigError
+from cryptoai.errors import BadInputError, ConfigError, CryptoaiError
 from cryptoai.modeling.labels import TargetConfig
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,8 @@ class TrainResult:
     model_uri: str | None = None
     data_fingerprint: str = ""
     seeds: dict[str, int] = field(default_factory=dict)
+    #: The last feature rows, logged with the model as its input example and signature.
+    input_example: pd.DataFrame | None = None
 
     @property
     def signal(self) -> pd.Series:
@@ -207,7 +209,11 @@ def train(
 
     cfg, config_file = _resolve_config(config)
     use_smoke = cfg.smoke if smoke is None else smoke
+    # The whole config (the smoke variant too) is checked before any data is loaded.
+    validate_train_config(cfg, config_file)
     cfg = smoke_config(cfg) if use_smoke else cfg.model_copy(update={"smoke": False})
+    if use_smoke:
+        validate_train_config(cfg, config_file)
     seeds = seed_everything(cfg.seed)
     ohlcv = load_training_data(cfg.data)
     if cfg.smoke:
@@ -215,12 +221,13 @@ def train(
     X, y, forward = build_dataset(ohlcv, cfg, config_file)
     fingerprint = frame_fingerprint(ohlcv)
     seeds["model"] = cfg.seed
-    # A bad model name, parameter or fold layout fails here, before any run is recorded.
+    # A fold layout too long for the loaded data fails here, before any run is recorded.
     splits = plan_splits(cfg, len(X))
     model = build_model(cfg)
     if not tracking:
         result = _fit_and_evaluate(cfg, model, X, y, forward, splits, _run_dir(cfg, None), progress)
         result.data_fingerprint, result.seeds = fingerprint, seeds
+        result.input_example = input_example(cfg, X)
         return result
 
     from cryptoai import tracking as tr
@@ -239,8 +246,83 @@ def train(
             cfg, model, X, y, forward, splits, _run_dir(cfg, run_id), progress
         )
         result.data_fingerprint, result.seeds, result.run_id = fingerprint, seeds, run_id
+        result.input_example = input_example(cfg, X)
         _log_result(result, cfg)
     return result
+
+
+def validate_train_config(cfg: TrainConfig, config_file: str | Path | None = None) -> None:
+    """Check what the schema cannot, before any data is fetched or computed.
+
+    The model name and its parameters (the model is built), the feature spec file (read and
+    validated), the target and the purge it needs. A bad one is a one-line ConfigError that
+    names the config file and the field.
+    """
+    from cryptoai.features.spec import load_feature_spec
+    from cryptoai.modeling.labels import target_horizon
+
+    checks = (
+        ("model", lambda: build_model(cfg)),
+        (
+            "features",
+            lambda: load_feature_spec(_find_file(cfg.features, config_file, "features spec")),
+        ),
+        ("target", lambda: target_horizon(cfg.target)),
+        ("validation.purge", lambda: _purge(cfg)),
+    )
+    where = f"{config_file}: " if config_file else ""
+    for name, check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}field '{name}': {_without_file(exc, config_file)}") from exc
+        except CryptoaiError as exc:
+            raise ConfigError(f"{where}field '{name}': {exc}") from exc
+
+
+def _without_file(exc: Exception, config_file: str | Path | None) -> str:
+    text = str(exc)
+    prefix = f"{config_file}: "
+    return text[len(prefix) :] if config_file and text.startswith(prefix) else text
+
+
+def input_example(cfg: TrainConfig, X: pd.DataFrame) -> pd.DataFrame:
+    """The rows logged with a model: the last feature rows, enough for one full window."""
+    window = int(cfg.model.params.get("window", 1) or 1)
+    return X.tail(window + 15)
+
+
+def fit_final_model(
+    cfg: TrainConfig, config_file: str | Path | None = None, *, work_dir: str | Path
+) -> tuple[Any, pd.DataFrame]:
+    """The final model ``train`` logs, without the walk-forward: fitted on every labelled bar.
+
+    The experiment runner calls this when notebook 03 saved no model, so that an experiment
+    run carries the same model as a ``cryptoai train`` run of the same config and seed.
+    Returns the fitted model and its input example.
+    """
+    from cryptoai.seeds import seed_everything
+
+    validate_train_config(cfg, config_file)
+    seed_everything(cfg.seed)
+    ohlcv = load_training_data(cfg.data)
+    if cfg.smoke:
+        ohlcv = ohlcv.iloc[-cfg.smoke_bars :]
+    X, y, _ = build_dataset(ohlcv, cfg, config_file)
+    model = _fit_final(cfg, build_model(cfg), X, y, Path(work_dir))
+    return model, input_example(cfg, X)
+
+
+def _fit_final(cfg: TrainConfig, model, X: pd.DataFrame, y: pd.Series, run_dir: Path):
+    from sklearn.base import clone
+
+    from cryptoai.modeling.models import is_sequence_model
+
+    final = clone(model)
+    if is_sequence_model(cfg.model.name):
+        final.set_params(checkpoint_dir=str(run_dir / "checkpoints" / "final"))
+    final.fit(X, y)
+    return final
 
 
 def _resolve_config(config) -> tuple[TrainConfig, str]:
@@ -340,17 +422,10 @@ def _run_dir(cfg: TrainConfig, run_id: str | None) -> Path:
 
 def plan_splits(cfg: TrainConfig, n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The walk-forward splits a config asks for; ``purge`` defaults to the target horizon."""
-    from cryptoai.modeling.labels import target_horizon
     from cryptoai.modeling.splits import walk_forward_splits
 
-    horizon = target_horizon(cfg.target)
     v = cfg.validation
-    purge = horizon if v.purge is None else v.purge
-    if purge < horizon:
-        raise ConfigError(
-            f"validation.purge ({purge}) is less than the target horizon ({horizon}): training"
-            " labels would overlap test bars; set purge >= horizon or leave it out"
-        )
+    purge = _purge(cfg)
     splits = walk_forward_splits(
         n_rows,
         n_splits=v.n_splits,
@@ -369,6 +444,20 @@ def plan_splits(cfg: TrainConfig, n_rows: int) -> list[tuple[np.ndarray, np.ndar
         v.embargo,
     )
     return splits
+
+
+def _purge(cfg: TrainConfig) -> int:
+    """Bars dropped between training and test: the target horizon unless set (never less)."""
+    from cryptoai.modeling.labels import target_horizon
+
+    horizon = target_horizon(cfg.target)
+    purge = horizon if cfg.validation.purge is None else cfg.validation.purge
+    if purge < horizon:
+        raise ConfigError(
+            f"validation.purge ({purge}) is less than the target horizon ({horizon}): training"
+            " labels would overlap test bars; set purge >= horizon or leave it out"
+        )
+    return purge
 
 
 def build_model(cfg: TrainConfig):
@@ -421,14 +510,7 @@ def _fit_and_evaluate(
     per_fold, aggregate = score(oos)
     base_per_fold, base_aggregate = score(base_oos)
 
-    final = None
-    if cfg.fit_final:
-        from sklearn.base import clone
-
-        final = clone(model)
-        if fold_params is not None:
-            final.set_params(checkpoint_dir=str(run_dir / "checkpoints" / "final"))
-        final.fit(X, y)
+    final = _fit_final(cfg, model, X, y, run_dir) if cfg.fit_final else None
     folds = pd.DataFrame(
         [
             {
@@ -499,7 +581,10 @@ def _log_result(res: TrainResult, cfg: TrainConfig) -> None:
         tr.log_figure(fig, f"plots/{name}.png")
     if res.model is not None and cfg.tracking.log_model:
         res.model_uri = tr.log_model(
-            res.model, "model", registered_name=cfg.tracking.registered_name
+            res.model,
+            "model",
+            registered_name=cfg.tracking.registered_name,
+            input_example=res.input_example,
         )
         mlflow.set_tag("model.uri", res.model_uri)
         ckpt = getattr(res.model, "checkpoint_path_", None)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     )
     from cryptoai.tracking.runs import (
         RunTemplate,
+        config_params,
         git_info,
         log_dataframe,
         log_figure,
@@ -50,6 +51,7 @@ _EXPORTS = {
     "configure": "._store",
     "tracking_uri": "._store",
     "RunTemplate": ".runs",
+    "config_params": ".runs",
     "git_info": ".runs",
     "log_dataframe": ".runs",
     "log_figure": ".runs",

@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 #: Where experiments created by this module keep artifacts (e.g. ``s3://bucket/mlflow``) when
 #: the tracking URI is a database the client talks to directly.
 ARTIFACT_ROOT_ENV = "CRYPTOAI_ARTIFACT_ROOT"
+#: Experiment tag that makes the MLflow UI open an experiment in its model-training view
+#: (runs table, metric columns, models) rather than the GenAI/traces view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: MLflow draws a "Downloading artifacts" bar even when it only reads back a model it has just
+#: logged; in a batch log those bars are noise. Set this variable to ``true`` to see them.
+_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def tracking_uri() -> str:
@@ -35,8 +42,13 @@ def tracking_uri() -> str:
 
 
 def configure() -> str:
-    """Point MLflow at :func:`tracking_uri` and return it."""
+    """Point MLflow at :func:`tracking_uri` and return it.
+
+    Also turns MLflow's artifact progress bars off unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``
+    is set: logging a model reads it back once, and that bar would show in every run's log.
+    """
     uri = tracking_uri()
+    os.environ.setdefault(_PROGRESS_BAR_ENV, "false")
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -76,6 +88,7 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def _experiment_id(name: str) -> str:
+    """The id of experiment ``name``, created (in the model-training view) when missing."""
     if not isinstance(name, str) or not name.strip():
         raise BadInputError("experiment name is empty; pass a name such as 'btc-direction-1h'")
     client = MlflowClient()
@@ -84,7 +97,11 @@ def _experiment_id(name: str) -> str:
         root = artifact_root()
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
         try:
-            return client.create_experiment(name, artifact_location=root and f"{root}/{slug}")
+            return client.create_experiment(
+                name,
+                artifact_location=root and f"{root}/{slug}",
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -95,6 +112,8 @@ def _experiment_id(name: str) -> str:
             f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
             "or use another name"
         )
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # created before this tag, or by hand
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return experiment.experiment_id
 
 

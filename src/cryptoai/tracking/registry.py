@@ -94,7 +94,10 @@ def log_model(
     """Log ``estimator`` to the active run as a pyfunc model and return its model URI.
 
     ``method`` picks what pyfunc ``predict`` calls: ``auto`` uses ``predict_proba`` when the
-    estimator has it. With ``registered_name`` the model is also registered.
+    estimator has it. ``input_example`` (a few rows of the features the model was fitted on)
+    is stored with the model and gives it its signature, the input and output schema that
+    serving checks requests against; without one MLflow warns that the model has no
+    signature. With ``registered_name`` the model is also registered.
     """
 
     active_run_id("log_model")
@@ -107,6 +110,18 @@ def log_model(
             "log a fitted cryptoai estimator"
         )
     cls = type(estimator)
+    signature = None
+    if input_example is not None:
+        from mlflow.models import infer_signature
+
+        try:
+            output = _predict(estimator, input_example, method)
+        except Exception as exc:  # any model library's error: the example does not fit it
+            raise BadInputError(
+                f"{cls.__name__} cannot predict on the input example ({type(exc).__name__}: "
+                f"{exc}); pass rows of the features it was fitted on"
+            ) from exc
+        signature = infer_signature(input_example, output)
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         with (tmpdir / "estimator.pkl").open("wb") as fh:
@@ -122,6 +137,7 @@ def log_model(
             },
             pip_requirements=model_requirements(),
             input_example=input_example,
+            signature=signature,
             metadata={"estimator_class": f"{cls.__module__}.{cls.__qualname__}", "method": method},
         )
     logger.info("logged %s as %s", cls.__name__, info.model_uri)

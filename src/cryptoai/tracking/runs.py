@@ -274,7 +274,7 @@ def _log_metadata(
     tags |= {f"version.{k}": v for k, v in versions.items()}
     tags |= {str(k): str(v) for k, v in (extra_tags or {}).items()}
     params = {f"template.{k}": fields[k] for k in _TEMPLATE_PARAMS}
-    params |= _flatten(config, "config")
+    params |= config_params(config)
     params |= {f"seed.{k}": str(v) for k, v in seeds.items()}
     params["data.fingerprint"] = fingerprint
     client = MlflowClient()
@@ -322,11 +322,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Sections one kind of config names differently from another, logged under one name so that
+#: ``params.`config.data.symbol` = ...`` finds `cryptoai train` runs and experiment runs alike.
+_SAME_SECTION = {"dataset": "data"}
+
+
+def config_params(config: Mapping[str, Any] | Any) -> dict[str, str]:
+    """A resolved config as MLflow params, one stable key per leaf: ``config.SECTION.FIELD``.
+
+    Every field of a pydantic config is dumped with its default, so two runs of one kind of
+    config always carry the same keys; free-form mappings (``model.params``) add one key per
+    entry (``config.model.params.C``), and an empty one adds none. Values are JSON except
+    text, which stays as written. An experiment's ``dataset`` is logged as ``config.data``,
+    the name training configs give it.
+    """
+    plain = _plain(config)
+    if not isinstance(plain, dict):
+        raise BadInputError(f"config must be a mapping or a pydantic model, got {type(config)}")
+    return _flatten({_SAME_SECTION.get(k, k): v for k, v in plain.items()}, "config")
+
+
 def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in data.items():
         name = f"{prefix}.{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping):
             out |= _flatten(value, name)
         else:
             out[name] = value if isinstance(value, str) else json.dumps(value, default=str)
