@@ -14,6 +14,13 @@ what a client fetched with the mock's own data, bar for bar::
 
 Like the real exchange, a mock serves only bars that have opened by the wall clock, so the
 bar in progress comes back (partial) and future bars do not.
+
+``MockBinance.corrupt(kind, times=1, bar=None)`` makes klines answers misbehave the way
+exchanges and proxies do (see ``KLINE_FAULTS``): empty or short pages, malformed JSON, an
+HTML page with status 200, null / non-numeric / NaN fields, negative volume, high below low,
+one open time twice with different values. ``times=None`` keeps the fault on; ``bar`` limits
+it to pages holding that open time. ``hold()`` / ``release()`` park klines requests, to test
+what a second client does meanwhile.
 """
 
 from __future__ import annotations
@@ -144,6 +151,35 @@ class _Failure:
 
 Reply = tuple[int, dict[str, str], Any]
 
+#: Ways ``MockBinance.corrupt`` can spoil a klines answer.
+KLINE_FAULTS = (
+    "empty",
+    "short",
+    "malformed_json",
+    "html",
+    "null_field",
+    "string_field",
+    "nan_close",
+    "negative_volume",
+    "high_below_low",
+    "dup_conflict",
+)
+
+
+@dataclass
+class RawBody:
+    """A body sent exactly as given (malformed JSON, an HTML page), with its content type."""
+
+    text: str
+    content_type: str = "application/json;charset=UTF-8"
+
+
+@dataclass
+class _Corruption:
+    kind: str
+    times: int | None
+    bar_ms: int | None
+
 
 class MockServer:
     """Threaded HTTP server on a free loopback port with a request log and failure script.
@@ -270,7 +306,9 @@ class MockServer:
         req.status = status
         with self._lock:
             self.requests.append(req)
-        if isinstance(body, dict | list):
+        if isinstance(body, RawBody):
+            payload, ctype = body.text.encode(), body.content_type
+        elif isinstance(body, dict | list):
             payload, ctype = json.dumps(body).encode(), "application/json;charset=UTF-8"
         else:
             payload, ctype = str(body).encode(), "text/html; charset=utf-8"
@@ -354,10 +392,78 @@ class MockBinance(MockServer):
         super().__init__()
         self.timeframe = timeframe
         self.book = _CandleBook(symbols, start, end, gaps, seed)
+        self._corruptions: list[_Corruption] = []
+        self._gate = threading.Event()
+        self._gate.set()
+        self.arrived = threading.Event()  # set by each klines request (before any hold)
 
     def frame(self, symbol: str, timeframe: str | None = None) -> pd.DataFrame:
         """Every generated bar for ``symbol`` (future and in-progress ones included)."""
         return self.book.frame(symbol, timeframe or self.timeframe)
+
+    def corrupt(self, kind: str, times: int | None = 1, bar: Any = None) -> None:
+        """Spoil the next ``times`` klines answers (``None``: all) holding ``bar``, if given."""
+        if kind not in KLINE_FAULTS:
+            raise ValueError(f"unknown fault {kind!r}: one of {KLINE_FAULTS}")
+        bar_ms = None if bar is None else _ms(_utc(bar))
+        with self._lock:
+            self._corruptions.append(_Corruption(kind, times, bar_ms))
+
+    def clear_corruptions(self) -> None:
+        with self._lock:
+            self._corruptions.clear()
+
+    def hold(self) -> None:
+        """Park every klines request until ``release()``."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def _corruption(self, rows: list[list[Any]]) -> _Corruption | None:
+        opens = {r[0] for r in rows}
+        with self._lock:
+            for c in self._corruptions:
+                if c.bar_ms is not None and c.bar_ms not in opens:
+                    continue
+                if c.bar_ms is None and not rows and c.kind != "empty":
+                    continue
+                if c.times is not None:
+                    c.times -= 1
+                    if c.times <= 0:
+                        self._corruptions.remove(c)
+                return c
+        return None
+
+    @staticmethod
+    def _spoil(c: _Corruption, rows: list[list[Any]]) -> Any:
+        if c.kind == "empty":
+            return []
+        if c.kind == "short":
+            return rows[: max(1, len(rows) // 2)]
+        if c.kind == "malformed_json":
+            return RawBody(json.dumps(rows)[:-7])
+        if c.kind == "html":
+            return RawBody("<html><body><h1>Down for maintenance</h1></body></html>", "text/html")
+        rows = [list(r) for r in rows]
+        i = next((k for k, r in enumerate(rows) if r[0] == c.bar_ms), len(rows) // 2)
+        row = rows[i]
+        if c.kind == "null_field":
+            row[4] = None
+        elif c.kind == "string_field":
+            row[4] = "n/a"
+        elif c.kind == "nan_close":
+            row[4] = "NaN"
+        elif c.kind == "negative_volume":
+            row[5] = "-5.00000000"
+        elif c.kind == "high_below_low":
+            row[2] = f"{float(row[3]) * 0.5:.8f}"
+        elif c.kind == "dup_conflict":
+            twin = list(row)
+            twin[4] = f"{float(row[4]) * 1.01:.8f}"
+            twin[2] = f"{max(float(row[2]), float(twin[4])):.8f}"
+            rows.insert(i + 1, twin)
+        return rows
 
     @property
     def ids(self) -> dict[str, str]:
@@ -384,7 +490,11 @@ class MockBinance(MockServer):
         if path == "/api/v3/exchangeInfo":
             return self._exchange_info(params)
         if path == "/api/v3/klines":
-            return self._klines(params)
+            self.arrived.set()
+            self._gate.wait(timeout=30)
+            status, headers, rows = self._klines(params)
+            fault = self._corruption(rows) if status == 200 else None
+            return (status, headers, rows if fault is None else self._spoil(fault, rows))
         return 404, {}, "<html><body><h1>404 Not Found</h1></body></html>"
 
     def _symbol_info(self, sym: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ohlcv_frame
 
 from cryptoai.cli import main
 from cryptoai.features.engineering import build_features
@@ -17,24 +18,10 @@ MINIMAL = ROOT / "configs/features/minimal.yaml"
 
 @pytest.fixture()
 def csv_file(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(9)
-    n = 300
-    close = 2000 * np.exp(np.cumsum(rng.normal(0, 0.005, n)))
-    open_ = np.concatenate([[2000.0], close[:-1]])
-    frame = pd.DataFrame(
-        {
-            "timestamp": pd.date_range("2024-02-01", periods=n, freq="1h", tz="UTC").strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            ),
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.002,
-            "low": np.minimum(open_, close) * 0.998,
-            "close": close,
-            "volume": rng.lognormal(2, 0.5, n),
-        }
-    )
+    frame = ohlcv_frame(300, seed=9, symbol="ETH/USDT", start="2024-02-01")
+    frame.index = frame.index.strftime("%Y-%m-%dT%H:%M:%SZ").rename("timestamp")
     path = tmp_path / "eth.csv"
-    frame.to_csv(path, index=False)
+    frame.to_csv(path)
     return path
 
 

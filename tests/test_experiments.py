@@ -2,13 +2,15 @@
 
 Two batches run once per module: the shipped logreg baseline through the shipped notebooks
 (smoke mode), and two small configs over tiny generated notebooks, one of which raises, run
-two at a time. Everything lands in temp folders; the repository is not written to.
+two at a time. Everything lands in temp folders and a temp MLflow store; the repository is not
+written to. The runner's clock is fixed (``RUN_DAY``), so no assertion races midnight.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 import mlflow
@@ -23,8 +25,10 @@ from cryptoai.cli import main
 from cryptoai.errors import BadInputError, ConfigError
 from cryptoai.fingerprint import frame_fingerprint
 from cryptoai.modeling.training import load_training_data
+from cryptoai.research import experiments
 from cryptoai.research.experiment_config import load_experiment
 from cryptoai.research.experiments import (
+    _KernelLog,
     _relink,
     claim_folder,
     expand_config_paths,
@@ -37,20 +41,63 @@ SHIPPED_NOTEBOOKS = ["01-data-exploration", "02-feature-engineering", "03-model-
                      "04-backtesting"]  # fmt: skip
 STUDY_REAL = "test-real"
 STUDY_TINY = "test-tiny"
+#: The runner's "today" in this module: a fixed day, so folder names and template dates are
+#: known in advance (a real clock read twice could straddle midnight).
+RUN_DAY = dt.date(2031, 5, 17)
 
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
-    """Temp MLflow store, raw store and experiments root shared by this module's batches."""
+    """Temp MLflow store, raw store and experiments root shared by this module's batches.
+
+    The batches run while the module fixture's store is set; tests read that store through
+    ``env["uri"]`` (each test's own environment points at a private, empty store).
+    """
     root = tmp_path_factory.mktemp("exp")
-    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{root}/mlflow.db"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.delenv(tracking.ARTIFACT_ROOT_ENV, raising=False)
-        yield {"root": root, "store": root / "raw", "experiments": root / "experiments"}
-    mlflow.set_tracking_uri(previous)
+        mp.setattr(experiments, "today", lambda: RUN_DAY)
+        yield {"root": root, "store": root / "raw", "experiments": root / "experiments", "uri": uri}
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def batch_store(env, monkeypatch):
+    """This test sees the batches' store (e.g. for ``cryptoai report``)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["uri"])
+    mlflow.set_tracking_uri(env["uri"])
+    return env["uri"]
+
+
+def _run_cli(env, args: list[str]) -> int:
+    """``main(args)`` against the module's store and clock; the log records it printed."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", env["uri"])
+        mp.setattr(experiments, "today", lambda: RUN_DAY)
+        mlflow.set_tracking_uri(env["uri"])
+        try:
+            return main(args)
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _recording(logger: str = "cryptoai") -> _Records:
+    handler = _Records()
+    logging.getLogger(logger).addHandler(handler)
+    return handler
 
 
 def _config(env, source: Path, dest: str, **changes) -> Path:
@@ -73,11 +120,15 @@ def real(env):
         env, REPO / "configs/experiments/logreg_baseline.yaml", "logreg_baseline.yaml",
         study=STUDY_REAL,
     )  # fmt: skip
-    rc = main(["run", str(cfg_path), "--smoke", "--experiments-root", str(env["experiments"]),
-               "--no-progress"])  # fmt: skip
+    records = _recording()
+    try:
+        rc = _run_cli(env, ["run", str(cfg_path), "--smoke", "--experiments-root",
+                            str(env["experiments"]), "--no-progress"])  # fmt: skip
+    finally:
+        logging.getLogger("cryptoai").removeHandler(records)
     folders = sorted(env["experiments"].glob("experiment_*_logreg_baseline*"))
     assert len(folders) == 1
-    return {"rc": rc, "config": cfg_path, "folder": folders[0]}
+    return {"rc": rc, "config": cfg_path, "folder": folders[0], "records": records.records}
 
 
 def _tiny_notebooks(folder: Path) -> Path:
@@ -141,14 +192,25 @@ def tiny(env):
                   notebooks=["03-model-prototyping", "05-fails", "04-backtesting"], **base)  # fmt: skip
     args = ["run", str(bad), str(ok), "--smoke", "--jobs", "2", "--no-progress",
             "--experiments-root", str(env["experiments"]), "--notebooks-dir", str(nb_dir)]  # fmt: skip
-    rc = main(args)
+    rc = _run_cli(env, args)
     folders = {p.name.split("_", 2)[2]: p for p in env["experiments"].glob("experiment_*_tiny_*")}
     return {"rc": rc, "ok": folders["tiny_ok"], "bad": folders["tiny_bad"], "notebooks": nb_dir}
 
 
+_STORE: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _batch_uri(env):
+    _STORE["uri"] = env["uri"]
+
+
+def _client() -> MlflowClient:
+    return MlflowClient(tracking_uri=_STORE["uri"])
+
+
 def _runs(study: str) -> list:
-    tracking.configure()
-    client = MlflowClient()
+    client = _client()
     exp = client.get_experiment_by_name(study)
     return client.search_runs([exp.experiment_id], max_results=1000)
 
@@ -167,6 +229,21 @@ def _children(study: str, parent_id: str) -> dict:
     }
 
 
+def _leaves(data: dict, prefix: str = "") -> dict[str, object]:
+    """Every leaf of a nested mapping as ``a.b`` (written here, apart from the runner's code)."""
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= _leaves(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in (int, float) and value == value and abs(value) != float("inf")
+
+
 # --------------------------------------------------------------------------- real batch
 
 
@@ -176,7 +253,7 @@ def test_real_batch_succeeds(real):
 
 def test_real_folder_contents(real):
     folder = real["folder"]
-    assert folder.name == f"experiment_{dt.date.today():%Y%m%d}_logreg_baseline"
+    assert folder.name == "experiment_20310517_logreg_baseline"
     for name in SHIPPED_NOTEBOOKS:
         executed = nbformat.read(folder / f"{name}.ipynb", as_version=4)
         codes = [c for c in executed.cells if c.cell_type == "code"]
@@ -186,7 +263,7 @@ def test_real_folder_contents(real):
         assert (folder / name / "metrics.json").is_file(), name
     saved = load_experiment(folder / "config.yaml")
     shipped = load_experiment(real["config"])
-    assert saved.date == dt.date.today()
+    assert saved.date == RUN_DAY
     assert saved.model_copy(update={"date": None}) == shipped
     report = (folder / "backtest_report.md").read_text()
     assert "buy and hold" in report.lower()
@@ -202,21 +279,72 @@ def test_real_metrics_json_matches_nested_runs(real):
     parent = _parent(STUDY_REAL, "logreg_baseline")
     children = _children(STUDY_REAL, parent.info.run_id)
     assert list(children) and set(children) == set(SHIPPED_NOTEBOOKS)
-    prefixes = {"03-model-prototyping": "model", "04-backtesting": "backtest"}
-    expected: dict[str, float] = {}
+    own = {n: json.loads((folder / n / "metrics.json").read_text()) for n in SHIPPED_NOTEBOOKS}
     for name, child in children.items():
         assert child.info.status == "FINISHED"
-        own = json.loads((folder / name / "metrics.json").read_text())
-        assert child.data.metrics == flatten_metrics(own), name
-        prefix = prefixes.get(name, name[3:])
-        expected |= {f"{prefix}.{k}": v for k, v in child.data.metrics.items()}
-    assert merged == expected
+        numbers = {k: float(v) for k, v in _leaves(own[name]).items() if _is_number(v)}
+        assert numbers and child.data.metrics == numbers, name
     assert parent.data.metrics == merged
-    # The model and the backtest (with its benchmark) are both there.
-    assert any(k.startswith("model.") for k in merged)
-    assert {"backtest.sharpe", "backtest.benchmark.sharpe"} <= set(merged)
-    backtest = json.loads((folder / "04-backtesting" / "metrics.json").read_text())
+    # Headline names, spelled out here, hold the notebooks' own numbers.
+    model, backtest = own["03-model-prototyping"], own["04-backtesting"]
+    assert merged["model.balanced_accuracy"] == model["balanced_accuracy"]
+    assert merged["model.roc_auc"] == model["roc_auc"]
+    assert merged["model.log_loss"] == model["log_loss"]
+    assert merged["model.baseline.balanced_accuracy"] == model["baseline"]["balanced_accuracy"]
+    assert merged["backtest.sharpe"] == backtest["sharpe"]
+    assert merged["backtest.total_return"] == backtest["total_return"]
+    assert merged["backtest.max_drawdown"] == backtest["max_drawdown"]
     assert merged["backtest.benchmark.sharpe"] == backtest["benchmark"]["sharpe"]
+    # Every other number is a diagnostic under nb.NOTEBOOK., and nothing is lost or doubled.
+    diagnostics = {k for k in merged if k.startswith("nb.")}
+    headline = set(merged) - diagnostics
+    assert all(k.startswith(("model.", "backtest.")) for k in headline)
+    n_numbers = sum(_is_number(v) for n in own for v in _leaves(own[n]).values())
+    assert len(merged) == n_numbers
+    assert merged["nb.03-model-prototyping.n_folds"] == model["n_folds"]
+    assert merged["nb.04-backtesting.predictions_from_03"] == 1.0
+    assert any(k.startswith("nb.01-data-exploration.") for k in diagnostics)
+    assert any(k.startswith("nb.02-feature-engineering.") for k in diagnostics)
+    # MLflow lists metric columns by name: every headline metric before every diagnostic.
+    ordered = sorted(merged)
+    assert max(ordered.index(k) for k in headline) < min(ordered.index(k) for k in diagnostics)
+
+
+def test_real_run_logs_the_final_model(real):
+    parent = _parent(STUDY_REAL, "logreg_baseline")
+    uri = parent.data.tags["model.uri"]
+    with mlflow.MlflowClient(_STORE["uri"]):
+        pass
+    mlflow.set_tracking_uri(_STORE["uri"])
+    try:
+        info = mlflow.models.get_model_info(uri)
+        model = mlflow.pyfunc.load_model(uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert info.signature is not None and info.signature.inputs.input_names()
+    assert info.run_id == parent.info.run_id
+    cfg = load_experiment(real["config"]).train_config(smoke=True)
+    frame = load_training_data(cfg.data).iloc[-cfg.smoke_bars :]
+    from cryptoai.modeling.training import build_dataset
+
+    X, _, _ = build_dataset(frame, cfg)
+    proba = model.predict(X.tail(20))
+    assert proba.shape == (20, 2) and ((proba >= 0) & (proba <= 1)).all()
+
+
+def test_real_run_says_nothing_alarming(real):
+    """A successful run logs no warning, and each notebook's start and finish with its time."""
+    records = real["records"]
+    loud = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+    assert loud == []
+    messages = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    for name in SHIPPED_NOTEBOOKS:
+        assert f"logreg_baseline: {name} started" in messages
+        assert any(m.startswith(f"logreg_baseline: {name} done in ") for m in messages)
+    assert any("final model logged" in m for m in messages)
+    assert len(messages) == len(set(messages)) or all(
+        messages.count(m) == 1 for m in messages if "started" in m or "done in" in m
+    )
 
 
 def test_real_run_records_template_and_provenance(real):
@@ -228,7 +356,7 @@ def test_real_run_records_template_and_provenance(real):
     assert tags["template.experiment_id"] == "EXP-001"
     assert tags["template.owner"] == cfg.owner
     assert tags["template.objective"] == cfg.objective
-    assert tags["template.date"] == dt.date.today().isoformat()
+    assert tags["template.date"] == "2031-05-17"
     assert tags["template.config_file"] == str(real["config"])
     assert tags["template.dataset"].startswith("synthetic BTC/USDT 1h 2023-01-01..2024-12-31")
     assert "buy-and-hold" in tags["template.backtest_summary"]
@@ -237,23 +365,30 @@ def test_real_run_records_template_and_provenance(real):
     # The fingerprint is the loaded data's, computed independently here.
     frame = load_training_data(cfg.dataset)
     assert tags["data.fingerprint"] == frame_fingerprint(frame)
-    assert parent.data.params["seed.global"] == "42"
-    assert parent.data.params["config.model.name"] == "logreg"
-    artifacts = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
-    assert {"config.yaml", "metrics.json", "backtest_report.md", "equity.png"} <= artifacts
+    params = parent.data.params
+    assert params["seed.global"] == "42"
+    assert params["config.model.name"] == "logreg"
+    assert params["config.model.params.C"] == "0.1"
+    # the dataset is logged as config.data, the key `cryptoai train` runs use
+    assert params["config.data.symbol"] == "BTC/USDT" and "config.dataset.symbol" not in params
+    assert params["config.backtest.execution.size"] == "all_in"
+    artifacts = {a.path for a in _client().list_artifacts(parent.info.run_id)}
+    assert {"config.yaml", "metrics.json", "backtest_report.md", "equity.png", "model"} <= artifacts
+    experiment = _client().get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     child = _children(STUDY_REAL, parent.info.run_id)["04-backtesting"]
-    child_artifacts = {a.path for a in MlflowClient().list_artifacts(child.info.run_id)}
+    child_artifacts = {a.path for a in _client().list_artifacts(child.info.run_id)}
     assert {"04-backtesting.ipynb", "04-backtesting"} <= child_artifacts
     assert child.data.tags["template.experiment_id"] == "EXP-001"
     assert child.data.tags["smoke"] == "true" and child.data.tags["notebook"] == "04-backtesting"
 
 
-def test_report_prints_the_study(real, capsys):
+def test_report_prints_the_study(real, batch_store, capsys):
     capsys.readouterr()
     assert main(["report", "--study", STUDY_REAL]) in (0, None)
     out = capsys.readouterr().out
     assert "EXP-001 logreg_baseline" in out and "FINISHED" in out
-    assert "backtest.sharpe" in out
+    assert "backtest.sharpe" in out and "model.balanced_accuracy" in out
     header, row = out.splitlines()[:2]
     assert " status smoke " in header and " FINISHED   yes " in row  # a smoke run, marked
     assert "04-backtesting" not in out  # nested runs only with --all

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from helpers import ohlcv_frame
 
 from cryptoai.errors import BadInputError
 from cryptoai.features.cache import KEY_FIELD, cache_key, cache_path, cached_features
@@ -14,19 +14,7 @@ from cryptoai.features.spec import FeatureSpec
 
 
 def candles(n: int = 400, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    index = pd.date_range("2024-01-01", periods=n, freq="15min", tz="UTC", name="timestamp")
-    return pd.DataFrame(
-        {
-            "open": close,
-            "high": close * 1.01,
-            "low": close * 0.99,
-            "close": close,
-            "volume": 1.0 + rng.random(n),
-        },
-        index=index,
-    )
+    return ohlcv_frame(n, seed=seed, timeframe="15m")
 
 
 SPEC = FeatureSpec.model_validate({"features": ["rsi", {"name": "sma", "params": {"window": 5}}]})

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ohlcv_frame
 
 from cryptoai.errors import BadInputError
 from cryptoai.features.engineering import build_features
@@ -19,13 +20,9 @@ DEFAULT_SPEC = ROOT / "configs/features/default.yaml"
 
 
 @pytest.fixture(scope="module")
-def ohlcv() -> pd.DataFrame:
-    """Realistic candles with taker-buy volumes (the synthetic source), ~2,900 hourly bars."""
-    from cryptoai.data.sources.synthetic import SyntheticSource
-
-    start, end = pd.Timestamp("2022-01-01", tz="UTC"), pd.Timestamp("2022-05-01", tz="UTC")
-    pages = list(SyntheticSource(seed=3).fetch("BTC/USDT", "1h", start, end))
-    return pd.concat(pages)
+def candles() -> pd.DataFrame:
+    """Realistic candles with taker-buy volumes (the synthetic source), 2,880 hourly bars."""
+    return ohlcv_frame(2880, seed=3, start="2022-01-01", extra=True)
 
 
 def spec_of(*items: dict | str) -> FeatureSpec:
@@ -44,13 +41,13 @@ ALL_FEATURES = spec_of(
 )
 
 
-def test_every_registered_feature_has_no_lookahead(ohlcv):
+def test_every_registered_feature_has_no_lookahead(candles):
     """Values on a truncated history equal those on the full history, row for row: nothing at
     bar t depends on a later bar. Truncations straddle warm-ups and kernel resync blocks."""
     assert set(FEATURES) <= {item.name for item in ALL_FEATURES.features}
-    full = build_features(ohlcv, ALL_FEATURES)
-    for cut in (1, 7, 60, 1023, 1024, 1025, 2049, len(ohlcv) - 1):
-        part = build_features(ohlcv.iloc[:cut], ALL_FEATURES)
+    full = build_features(candles, ALL_FEATURES)
+    for cut in (1, 7, 60, 1023, 1024, 1025, 2049, len(candles) - 1):
+        part = build_features(candles.iloc[:cut], ALL_FEATURES)
         expected = full.iloc[:cut]
         assert part.index.equals(expected.index)
         for col in full.columns:
@@ -64,10 +61,10 @@ def test_every_registered_feature_has_no_lookahead(ohlcv):
             )
 
 
-def test_default_spec_frame_contract(ohlcv):
+def test_default_spec_frame_contract(candles):
     spec = load_feature_spec(DEFAULT_SPEC)
-    out = build_features(ohlcv, DEFAULT_SPEC)
-    assert out.index.equals(ohlcv.index)
+    out = build_features(candles, DEFAULT_SPEC)
+    assert out.index.equals(candles.index)
     assert list(out.columns) == spec.columns()
     assert (out.dtypes == "float64").all()
     # every column becomes complete after its warm-up (at most 50 bars) and stays finite
@@ -78,7 +75,7 @@ def test_default_spec_frame_contract(ohlcv):
         assert name in out.columns
 
 
-def test_derived_features_match_pandas_formulas(ohlcv):
+def test_derived_features_match_pandas_formulas(candles):
     spec = spec_of(
         {"name": "returns", "params": {"period": 3}},
         {"name": "log_returns", "params": {"period": 2}},
@@ -90,8 +87,8 @@ def test_derived_features_match_pandas_formulas(ohlcv):
         {"name": "sma", "params": {"window": 10, "relative": True}},
         {"name": "atr", "params": {"window": 14, "relative": True}},
     )
-    out = build_features(ohlcv, spec)
-    c, v, tb = ohlcv["close"], ohlcv["volume"], ohlcv["taker_buy_base"]
+    out = build_features(candles, spec)
+    c, v, tb = candles["close"], candles["volume"], candles["taker_buy_base"]
     r1 = np.log(c / c.shift(1))
     expected = {
         "ret_3": c / c.shift(3) - 1,
@@ -112,22 +109,22 @@ def test_derived_features_match_pandas_formulas(ohlcv):
     assert (out["atr_14_rel"].dropna() > 0).all()
 
 
-def test_columns_subset_and_prefix(ohlcv):
+def test_columns_subset_and_prefix(candles):
     spec = spec_of(
         {"name": "bollinger", "columns": ["bb_pband_20_2"]},
         {"name": "rsi", "params": {"window": 14}, "prefix": "h1_"},
     )
-    out = build_features(ohlcv, spec)
+    out = build_features(candles, spec)
     assert list(out.columns) == ["bb_pband_20_2", "h1_rsi_14"]
-    full = build_features(ohlcv, spec_of("bollinger", "rsi"))
+    full = build_features(candles, spec_of("bollinger", "rsi"))
     np.testing.assert_array_equal(out["h1_rsi_14"], full["rsi_14"])
     np.testing.assert_array_equal(out["bb_pband_20_2"], full["bb_pband_20_2"])
 
 
-def test_missing_taker_column_is_a_clear_error(ohlcv):
+def test_missing_taker_column_is_a_clear_error(candles):
     spec = spec_of("rsi", "taker_imbalance")
     with pytest.raises(BadInputError, match=r"entry 1 \('taker_imbalance'\).*taker_buy_base"):
-        build_features(ohlcv.drop(columns=["taker_buy_base"]), spec)
+        build_features(candles.drop(columns=["taker_buy_base"]), spec)
 
 
 def test_not_a_frame_is_rejected():
@@ -135,8 +132,8 @@ def test_not_a_frame_is_rejected():
         build_features(pd.Series([1.0, 2.0]), spec_of("rsi"))  # type: ignore[arg-type]
 
 
-def test_zero_volume_bars_give_nan_liquidity_not_inf(ohlcv):
-    frame = ohlcv.iloc[:200].copy()
+def test_zero_volume_bars_give_nan_liquidity_not_inf(candles):
+    frame = candles.iloc[:200].copy()
     frame.iloc[100, frame.columns.get_loc("volume")] = 0.0
     out = build_features(frame, spec_of({"name": "amihud", "params": {"window": 5}}))
     assert np.isnan(out["amihud_5"].iloc[100:105]).all()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import ta
+from helpers import ohlcv_frame
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cryptoai.features import indicators as ind
@@ -14,21 +15,7 @@ N = 2500  # > 2 resynchronisation blocks of the rolling kernels
 
 
 def random_walk(n: int = N, seed: int = 11) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 20_000 * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
-    open_ = np.concatenate([close[:1], close[:-1]])
-    wick = np.abs(rng.normal(0, 0.002, (2, n)))
-    index = pd.date_range("2023-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + wick[0]),
-            "low": np.minimum(open_, close) * (1 - wick[1]),
-            "close": close,
-            "volume": rng.lognormal(3, 1, n),
-        },
-        index=index,
-    )
+    return ohlcv_frame(n, seed=seed, start="2023-01-01")
 
 
 @pytest.fixture(scope="module")

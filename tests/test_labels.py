@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ohlcv_frame
 from pydantic import ValidationError
 
 from cryptoai.errors import BadInputError
@@ -132,21 +133,8 @@ def naive_triple_barrier(bars, horizon, pt, sl, vol_window):
     return np.array(labels)
 
 
-def test_triple_barrier_matches_naive_loop_on_random_walk():
-    rng = np.random.default_rng(4)
-    n = 400
-    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.concatenate([[50.0], close[:-1]])
-    wick = np.abs(rng.normal(0, 0.006, (2, n)))
-    bars = pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + wick[0]),
-            "low": np.minimum(open_, close) * (1 - wick[1]),
-            "close": close,
-        },
-        index=pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC"),
-    )
+def test_triple_barrier_matches_naive_loop_on_synthetic_candles():
+    bars = ohlcv_frame(400, seed=4)
     out = triple_barrier(bars, horizon=6, pt_mult=1.5, sl_mult=1.0, vol_window=10)
     np.testing.assert_array_equal(out["label"], naive_triple_barrier(bars, 6, 1.5, 1.0, 10))
     labelled = out["label"].notna()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ohlcv_frame
 
 from cryptoai.backtest.metrics import compute_metrics, to_jsonable
 from cryptoai.backtest.report import read_equity_csv, write_report
@@ -198,10 +199,8 @@ def test_report_without_trades_or_benchmark(tmp_path: Path) -> None:
 def test_report_of_a_real_engine_run(tmp_path: Path) -> None:
     """The engines' results feed the metrics consistently (closed trades sum to the P&L)."""
     from cryptoai.backtest.runner import run_backtest
-    from cryptoai.data.sources.synthetic import synthetic_ohlcv
 
-    data = synthetic_ohlcv("BTC/USDT", "1h", "2024-01-01", "2024-04-01", seed=5)
-    data = data[["open", "high", "low", "close", "volume"]]
+    data = ohlcv_frame(24 * 91, seed=5)  # 2024-01-01 to 2024-04-01
     result, bench = run_backtest(data, "ema_cross", {"fast": 12, "slow": 48})
     paths = write_report(result, bench, data, tmp_path)
     saved = json.loads(paths["metrics"].read_text())

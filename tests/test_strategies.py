@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ohlcv_frame
 
 from cryptoai.errors import BadInputError
 from cryptoai.strategies import (
@@ -19,24 +20,7 @@ from cryptoai.strategies import registry as registry_module
 N = 600
 
 
-def random_bars(n: int = N, seed: int = 2) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.r_[100.0, close[:-1]]
-    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.002,
-            "low": np.minimum(open_, close) * 0.998,
-            "close": close,
-            "volume": 1.0,
-        },
-        index=idx,
-    )
-
-
-DATA = random_bars()
+DATA = ohlcv_frame(N, seed=2)
 
 
 def _state_machine(events: list[float | None]) -> np.ndarray:

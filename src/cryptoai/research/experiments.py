@@ -1,16 +1,27 @@
 """Experiment batches: each config's notebooks run through papermill, logged to MLflow.
 
-For every config the runner makes sure the data is in the store, claims a folder
+Every config of a batch is validated whole before anything runs. Then, for every config, the
+runner makes sure the data is in the store, claims a folder
 ``experiments/experiment_YYYYMMDD_NAME/`` (``_2``, ``_3``... when that day's folder exists, so
 an earlier run is never overwritten), saves the resolved ``config.yaml``, executes the notebooks
 into it and logs ONE MLflow run with each notebook as a nested run. A failing notebook fails
 its config (the remaining notebooks are skipped) but never the batch.
+
+The parent run's metrics are the headline ones first (``backtest.sharpe``,
+``model.balanced_accuracy``... see :data:`HEADLINE_METRICS`), then every other number a
+notebook saved as ``nb.NOTEBOOK.KEY``, which sorts after them. When the model notebook ran,
+the config's final model (fitted on every labelled bar, as ``cryptoai train`` fits it) is
+logged to the parent run as ``model``.
+
+A config copied without a new ``name`` or ``experiment_id`` is warned about before it runs:
+its runs would otherwise be told apart from the original's only by a folder suffix.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import glob
+import io
 import json
 import logging
 import math
@@ -18,6 +29,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +43,8 @@ from cryptoai.errors import BadInputError, ConfigError, CryptoaiError
 from cryptoai.research.experiment_config import ExperimentConfig, load_experiment
 
 __all__ = [
+    "DIAGNOSTICS_PREFIX",
+    "HEADLINE_METRICS",
     "METRICS_FILE",
     "ExperimentResult",
     "NotebookError",
@@ -38,17 +52,31 @@ __all__ = [
     "claim_folder",
     "expand_config_paths",
     "flatten_metrics",
+    "parent_metric_names",
     "results_message",
     "run_batch",
+    "today",
 ]
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "backtest_report.md"
-#: Prefix of each notebook's metrics in the experiment's merged ``metrics.json``; notebooks not
-#: named here use their name without the number (``05-robustness`` -> ``robustness``).
-ROLE_PREFIX = {"03-model-prototyping": "model", "04-backtesting": "backtest"}
+MODEL_NOTEBOOK = "03-model-prototyping"
+_MODEL_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "f1", "ic", "ic_mean",
+               "ic_std", "hit_rate", "mse", "mae")  # fmt: skip
+_BACKTEST_KEYS = ("sharpe", "sortino", "total_return", "cagr", "max_drawdown", "calmar",
+                  "n_trades", "win_rate", "excess_return", "excess_sharpe", "benchmark.sharpe",
+                  "benchmark.total_return", "benchmark.max_drawdown")  # fmt: skip
+#: Headline metrics of the parent run: a notebook's ``metrics.json`` key -> the MLflow name.
+#: ``backtest.*`` and ``model.*`` sort before the diagnostics' ``nb.*`` in MLflow's columns.
+HEADLINE_METRICS: dict[str, dict[str, str]] = {
+    MODEL_NOTEBOOK: {k: f"model.{k}" for k in _MODEL_KEYS}
+    | {f"baseline.{k}": f"model.baseline.{k}" for k in _MODEL_KEYS},
+    "04-backtesting": {k: f"backtest.{k}" for k in _BACKTEST_KEYS},
+}
+#: Every other number a notebook saved is logged as ``nb.NOTEBOOK.KEY``.
+DIAGNOSTICS_PREFIX = "nb"
 #: The template's ``metrics``: what an experiment is judged by, per task.
 _JUDGED = {
     "classification": ["balanced_accuracy", "log_loss", "ic"],
@@ -57,6 +85,13 @@ _JUDGED = {
 _METRIC_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-. /:]")
 _MLFLOW_BATCH = 1000
 _CLAIM_LOCK = threading.Lock()
+#: Seconds between two log lines of one progress bar redrawn in place (``\r``).
+PROGRESS_LOG_EVERY = 10.0
+
+
+def today() -> dt.date:
+    """The date that names the folders and fills the template's ``date`` (tests replace it)."""
+    return dt.date.today()
 
 
 class NotebookError(CryptoaiError):
@@ -153,9 +188,10 @@ def _repo_path(path: str | Path, root: Path) -> Path:
 
 
 def _preflight(path: Path, cfg: ExperimentConfig, notebooks_dir: Path, root: Path) -> None:
-    """Catch what would fail minutes into a run, with the file and field in the message."""
-    from cryptoai.features.spec import load_feature_spec
-    from cryptoai.modeling.training import build_model
+    """The whole config, checked before any data is fetched: one ConfigError naming the file
+    and the field for the notebooks, the model and its parameters (smoke ones too), the
+    feature spec, the target, the strategy and its parameters, and the execution settings."""
+    from cryptoai.modeling.training import validate_train_config
     from cryptoai.strategies.registry import get_strategy
 
     missing = [n for n in cfg.notebooks if not (notebooks_dir / f"{n}.ipynb").is_file()]
@@ -164,10 +200,16 @@ def _preflight(path: Path, cfg: ExperimentConfig, notebooks_dir: Path, root: Pat
             f"{path}: field 'notebooks': {', '.join(missing)} not found in {notebooks_dir}: "
             "check the names (without .ipynb)"
         )
+    features = str(_repo_path(cfg.features, root))
+    for smoke in (False, True):
+        train_cfg = cfg.train_config(smoke).model_copy(update={"features": features})
+        validate_train_config(train_cfg, path)
     checks = [
-        ("features", lambda: load_feature_spec(_repo_path(cfg.features, root))),
-        ("model", lambda: (build_model(cfg.train_config()), build_model(cfg.train_config(True)))),
         ("backtest.strategy", lambda: get_strategy(cfg.backtest.strategy)),
+        (
+            "backtest.params",
+            lambda: get_strategy(cfg.backtest.strategy).resolve_params(cfg.backtest.params),
+        ),
         ("backtest.execution", cfg.backtest.execution_settings),
     ]
     for field_name, check in checks:
@@ -175,6 +217,75 @@ def _preflight(path: Path, cfg: ExperimentConfig, notebooks_dir: Path, root: Pat
             check()
         except CryptoaiError as exc:
             raise ConfigError(f"{path}: field '{field_name}': {exc}") from exc
+
+
+def _config_file(path: Path, root: Path) -> str:
+    """A config's path as runs record it: relative to the repository when inside it."""
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _warn_about_copies(configs: Sequence[tuple[Path, ExperimentConfig]], root: Path) -> None:
+    """Warn when a config shares its name or experiment_id with another config file.
+
+    A copied config whose ``name`` and ``experiment_id`` were not changed would run into
+    ``experiment_YYYYMMDD_NAME_2/`` under the same ids as the original, and the two would be
+    told apart by nothing else. Other configs of the batch and past runs of the study count.
+    """
+    owners: dict[tuple[str, str, str], str] = {}  # (study, field, value) -> config file
+    for study in sorted({c.study for _, c in configs}):
+        for field_name, value, config_file in _past_experiments(study):
+            owners.setdefault((study, field_name, value), config_file)
+    for path, cfg in configs:
+        mine = _config_file(path, root)
+        clashes: dict[str, list[str]] = {}
+        for field_name, value in (("name", cfg.name), ("experiment_id", cfg.experiment_id)):
+            other = owners.setdefault((cfg.study, field_name, value), mine)
+            if other != mine:
+                clashes.setdefault(other, []).append(f"{field_name} {value!r}")
+        for other, fields in clashes.items():
+            log.warning(
+                "%s has the %s of %s (study %s): runs would be told apart only by a folder "
+                "suffix; give the copy its own name and experiment_id",
+                mine,
+                " and ".join(fields),
+                other,
+                cfg.study,
+            )
+
+
+def _past_experiments(study: str) -> list[tuple[str, str, str]]:
+    """(field, value, config file) of the study's past experiment runs, newest first."""
+    from mlflow.tracking import MlflowClient
+
+    from cryptoai.tracking import configure
+
+    configure()
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.`cryptoai.kind` = 'experiment'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+    out = []
+    for run in runs:
+        tags = run.data.tags
+        config_file = tags.get("template.config_file")
+        if not config_file:
+            continue
+        for field_name, tag in (
+            ("name", "experiment.name"),
+            ("experiment_id", "template.experiment_id"),
+        ):
+            if tags.get(tag):
+                out.append((field_name, tags[tag], config_file))
+    return out
 
 
 def _plan(
@@ -188,6 +299,7 @@ def _plan(
         if cfg.date is None:
             cfg = cfg.model_copy(update={"date": day})
         configs.append((path, cfg))
+    _warn_about_copies(configs, root)
     return [_Planned(p, c, claim_folder(experiments_root, c.name, day)) for p, c in configs]
 
 
@@ -221,8 +333,18 @@ def _read_metrics(path: Path) -> dict[str, float]:
     return flatten_metrics(data) if isinstance(data, dict) else {}
 
 
-def _role(notebook: str) -> str:
-    return ROLE_PREFIX.get(notebook, re.sub(r"^\d+-", "", notebook))
+def parent_metric_names(notebook: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """A notebook's (flattened) metrics under the parent run's names.
+
+    Keys listed in :data:`HEADLINE_METRICS` take their headline name (``sharpe`` of
+    04-backtesting is ``backtest.sharpe``); every other key is a diagnostic,
+    ``nb.NOTEBOOK.KEY`` (``nb.01-data-exploration.BTC-USDT.gaps``).
+    """
+    headline = HEADLINE_METRICS.get(notebook, {})
+    return {
+        headline.get(key, f"{DIAGNOSTICS_PREFIX}.{notebook}.{key}"): value
+        for key, value in metrics.items()
+    }
 
 
 def _log_metrics(run_id: str, metrics: Mapping[str, float]) -> None:
@@ -275,24 +397,94 @@ def _notebook_error(notebook: str, exc: Exception, executed: Path) -> NotebookEr
 KERNEL_START_TRIES = 3
 
 
+class _KernelLog(io.TextIOBase):
+    """A kernel's stdout or stderr as lines of this module's log, prefixed with the notebook.
+
+    A progress bar redrawn in place (``\r``) is logged at most every
+    :data:`PROGRESS_LOG_EVERY` seconds, and its final state always; lines a notebook logged at
+    WARNING or above keep that level.
+    """
+
+    def __init__(self, prefix: str, level: int) -> None:
+        super().__init__()
+        self.prefix, self.level = prefix, level
+        self._pending = ""
+        self._last = -math.inf
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._emit(line.rsplit("\r", 1)[-1])
+        if "\r" in self._pending:  # a redrawn bar: its latest complete state, now and then
+            *states, self._pending = self._pending.split("\r")
+            if states and time.monotonic() - self._last >= PROGRESS_LOG_EVERY:
+                self._emit(states[-1])
+        return len(text)
+
+    def close(self) -> None:
+        if self._pending.strip():
+            self._emit(self._pending.rsplit("\r", 1)[-1])
+        self._pending = ""
+        super().close()
+
+    def _emit(self, line: str) -> None:
+        line = line.rstrip()
+        if not line.strip():
+            return
+        self._last = time.monotonic()
+        level = self.level
+        if line.startswith(("WARNING", "ERROR", "CRITICAL")):
+            level = max(level, logging.WARNING)
+        log.log(level, "%s: %s", self.prefix, line)
+
+
+def _kernel_config(socket_dir: str) -> Any:
+    """Kernels talk to the runner over local IPC sockets in ``socket_dir``, not TCP ports.
+
+    Nothing else on the machine can connect to them (TCP kernels warn about running without
+    encryption), and kernels started at once no longer race for the same free ports.
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": f"{socket_dir}/kernel"}})
+
+
 def _execute(
-    source: Path, executed: Path, parameters: dict[str, Any], kernel_name: str, cwd: Path
+    source: Path,
+    executed: Path,
+    parameters: dict[str, Any],
+    kernel_name: str,
+    cwd: Path,
+    label: str = "",
 ) -> None:
     import papermill as pm
 
+    label = label or source.stem
+    out = _KernelLog(label, logging.DEBUG)  # what cells print: with -v
+    err = _KernelLog(label, logging.INFO)  # progress bars and warnings of long steps
     # The kernel starts in ``cwd`` (papermill's own ``cwd=`` would chdir this whole process,
     # which parallel jobs must not do).
     for attempt in range(KERNEL_START_TRIES):
         try:
-            pm.execute_notebook(
-                str(source),
-                str(executed),
-                parameters=parameters,
-                kernel_name=kernel_name,
-                progress_bar=False,
-                log_output=False,
-                resources={"metadata": {"path": str(cwd)}},
-            )
+            with tempfile.TemporaryDirectory(prefix="cryptoai-kernel-") as sockets:
+                pm.execute_notebook(
+                    str(source),
+                    str(executed),
+                    parameters=parameters,
+                    kernel_name=kernel_name,
+                    progress_bar=False,
+                    log_output=False,
+                    stdout_file=out,
+                    stderr_file=err,
+                    resources={"metadata": {"path": str(cwd)}},
+                    config=_kernel_config(sockets),
+                )
+            out.close()
+            err.close()
             return
         except RuntimeError as exc:
             # Kernels started at the same moment can race for the same free ports and die
@@ -302,7 +494,7 @@ def _execute(
                 or attempt + 1 == KERNEL_START_TRIES
             ):
                 raise
-            log.warning("%s: kernel died while starting (%s); starting it again", source.name, exc)
+            log.warning("%s: kernel died while starting (%s); starting it again", label, exc)
 
 
 def _run_notebook(
@@ -323,7 +515,7 @@ def _run_notebook(
     outputs = folder / notebook
     result = NotebookResult(notebook, "FAILED")
     started = time.perf_counter()
-    log.info("%s: running %s", plan.config.name, notebook)
+    log.info("%s: %s started", plan.config.name, notebook)
     try:
         with tracked_run(
             **run_kwargs,
@@ -344,6 +536,7 @@ def _run_notebook(
                     {**plan.config.notebook_params.get(notebook, {}), **parameters},
                     kernel_name,
                     notebooks_dir,
+                    label=f"{plan.config.name} {notebook}",
                 )
             except Exception as exc:  # papermill raises many kinds; each fails this notebook
                 error = _notebook_error(notebook, exc, executed)
@@ -403,16 +596,13 @@ def _template(plan: _Planned, root: Path, span: str) -> dict[str, Any]:
     d = cfg.dataset
     train = cfg.train_config()
     where = d.file or f"{d.exchange or d.source} {d.symbol} {d.timeframe}"
-    try:
-        config_file = plan.config_file.resolve().relative_to(root).as_posix()
-    except ValueError:
-        config_file = str(plan.config_file)
+    config_file = _config_file(plan.config_file, root)
     judged = [f"model.{m}" for m in _JUDGED[train.task]]
     judged += ["backtest.sharpe", "backtest.max_drawdown", "backtest.total_return"]
     return {
         "experiment_id": cfg.experiment_id,
         "owner": cfg.owner,
-        "date": cfg.date or dt.date.today(),
+        "date": cfg.date,
         "objective": cfg.objective,
         "dataset": f"{where} {span}",
         "config_file": config_file,
@@ -428,10 +618,7 @@ def _load_data(cfg: ExperimentConfig, root: Path) -> tuple[str, str]:
     from cryptoai.modeling.training import load_training_data
 
     d = cfg.dataset
-    update: dict[str, Any] = {"store_root": str(_repo_path(d.store_root, root))}
-    if d.file:
-        update["file"] = str(_repo_path(d.file, root))
-    frame = load_training_data(d.model_copy(update=update))
+    frame = load_training_data(_dataset_here(cfg, root))
     if frame.empty:
         raise BadInputError(
             f"no candles for {d.symbol} {d.timeframe} {d.start}..{d.end}: fetch them first "
@@ -439,6 +626,40 @@ def _load_data(cfg: ExperimentConfig, root: Path) -> tuple[str, str]:
         )
     span = f"{frame.index[0]:%Y-%m-%d}..{frame.index[-1]:%Y-%m-%d}"
     return frame_fingerprint(frame), span
+
+
+def _dataset_here(cfg: ExperimentConfig, root: Path):
+    """The config's dataset with its store and file found from here or the repository."""
+    d = cfg.dataset
+    update: dict[str, Any] = {"store_root": str(_repo_path(d.store_root, root))}
+    if d.file:
+        update["file"] = str(_repo_path(d.file, root))
+    return d.model_copy(update=update)
+
+
+def _log_final_model(plan: _Planned, smoke: bool, root: Path) -> str:
+    """Fit the config's final model on every labelled bar and log it to the active run.
+
+    Notebook 03 judges models out of sample and keeps none; this is the refit ``cryptoai
+    train`` logs for the same config and seed (smoke-sized in smoke mode).
+    """
+    import mlflow
+
+    from cryptoai.modeling.training import fit_final_model
+    from cryptoai.tracking.registry import log_model
+
+    cfg = plan.config
+    train_cfg = cfg.train_config(smoke).model_copy(
+        update={"data": _dataset_here(cfg, root), "features": str(_repo_path(cfg.features, root))}
+    )
+    started = time.perf_counter()
+    log.info("%s: fitting the final %s model on every labelled bar", cfg.name, cfg.model.name)
+    with tempfile.TemporaryDirectory(prefix="cryptoai-final-") as work:
+        model, example = fit_final_model(train_cfg, plan.config_file, work_dir=work)
+        uri = log_model(model, "model", input_example=example)
+    mlflow.set_tag("model.uri", uri)
+    log.info("%s: final model logged in %.1f s", cfg.name, time.perf_counter() - started)
+    return uri
 
 
 def _prepare_data(plans: Sequence[_Planned], root: Path) -> list[_Data]:
@@ -506,6 +727,8 @@ def _run_one(
                 result.notebooks.append(nb)
                 if nb.status != "FINISHED":
                     failed = nb
+            if failed is None and MODEL_NOTEBOOK in cfg.notebooks:
+                _log_final_model(plan, smoke, root)
             _finish(result, cfg, folder)
             summary = _backtest_summary(result.metrics, cfg)
             if summary:
@@ -530,7 +753,7 @@ def _finish(result: ExperimentResult, cfg: ExperimentConfig, folder: Path) -> No
 
     merged: dict[str, float] = {}
     for nb in result.notebooks:
-        merged |= {f"{_role(nb.notebook)}.{k}": v for k, v in nb.metrics.items()}
+        merged |= parent_metric_names(nb.notebook, nb.metrics)
     result.metrics = merged
     metrics_path = folder / METRICS_FILE
     metrics_path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
@@ -551,12 +774,14 @@ def run_batch(
     notebooks_dir: str | Path | None = None,
     kernel_name: str = "python3",
     progress: bool = True,
+    day: dt.date | None = None,
 ) -> list[ExperimentResult]:
     """Run experiment configs (``jobs`` at a time); results in the order of the configs.
 
     Every config is validated before anything runs: a broken one stops the batch with a
     ConfigError naming the file and field. Failures while running are recorded in the results
-    (and MLflow), and the other configs go on.
+    (and MLflow), and the other configs go on. ``day`` names the folders and fills the
+    template's date where a config has none (default: :func:`today`, read once).
     """
     from tqdm.auto import tqdm
 
@@ -569,7 +794,8 @@ def run_batch(
     exp_root = _repo_path(experiments_root or "experiments", root).resolve()
     if not nb_dir.is_dir():
         raise BadInputError(f"notebooks folder {nb_dir} not found: pass --notebooks-dir")
-    plans = _plan(expand_config_paths(config_files), root, nb_dir, exp_root, dt.date.today())
+    day = day or today()
+    plans = _plan(expand_config_paths(config_files), root, nb_dir, exp_root, day)
     log.info(
         "running %d experiment(s)%s with %d job(s) into %s",
         len(plans),

@@ -90,7 +90,7 @@ def feature_summary(
     """
     finite = np.isfinite(raw.to_numpy(dtype="float64"))
     leading = np.where(finite.any(axis=0), finite.argmax(axis=0), len(raw))
-    corr = features.corr().abs().to_numpy()
+    corr = features.corr().abs().to_numpy(copy=True)
     np.fill_diagonal(corr, np.nan)
     out: dict[str, float] = {
         "n_features": features.shape[1],

@@ -17,15 +17,31 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
 
 from cryptoai.errors import BadInputError
 
-if TYPE_CHECKING:
-    from cryptoai.backtest.event import Broker
+
+class Broker(Protocol):
+    """What a strategy sees of the event engine's account (``cryptoai.backtest.event.Broker``
+    implements it); declared here so strategies do not import the engine that runs them."""
+
+    @property
+    def position(self) -> float: ...
+
+    @property
+    def cash(self) -> float: ...
+
+    def equity_at(self, price: float) -> float: ...
+
+    def submit(
+        self, target: float, limit: float | None = None, stop: float | None = None
+    ) -> None: ...
+
+    def cancel(self) -> None: ...
 
 
 class BarContext:

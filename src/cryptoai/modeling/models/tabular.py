@@ -128,6 +128,32 @@ class RidgeModel(_TabularRegressor):
 
 
 # -------------------------------------------------------------------------- forests
+def _forest_output(forest, values: np.ndarray, method: str) -> np.ndarray:
+    """Mean of the trees' outputs, summed in tree order whatever ``n_jobs`` is.
+
+    scikit-learn adds each tree's output to a shared total as its thread finishes, so with
+    ``n_jobs != 1`` the order of the additions (and the last bits of every probability)
+    changes from run to run. Here the trees still run in parallel but their outputs are
+    summed in tree order, exactly as ``n_jobs=1`` does: same fit, same bytes. Fitting needs
+    no such care: each tree's seed is drawn before the trees are built.
+    """
+    if forest.n_jobs in (None, 1):
+        return getattr(forest, method)(values)
+    from sklearn.utils.parallel import Parallel, delayed
+
+    X = np.ascontiguousarray(values, dtype=np.float32)  # the trees' own input dtype
+    outputs = Parallel(n_jobs=forest.n_jobs, prefer="threads", return_as="generator")(
+        delayed(getattr(tree, method))(X, check_input=False) for tree in forest.estimators_
+    )  # a generator yields in submission order, so the sum below is in tree order
+    total = None
+    for out in outputs:
+        if total is None:
+            total = np.zeros(out.shape, dtype=np.float64)
+        total += out
+    total /= len(forest.estimators_)
+    return total
+
+
 class _ForestParams:
     def __init__(
         self,
@@ -180,6 +206,13 @@ class ForestClassifier(_ForestParams, _TabularClassifier):
 
         return RandomForestClassifier(class_weight=self.class_weight, **self._forest_kwargs())
 
+    def predict_proba(self, X) -> np.ndarray:
+        values, ok = self._rows(X)
+        out = np.full((ok.size, len(self.classes_)), np.nan)
+        if values.shape[0]:
+            out[ok] = _forest_output(self.estimator_, values, "predict_proba")
+        return out
+
 
 @register_model("random_forest")
 class ForestRegressor(_ForestParams, _TabularRegressor):
@@ -202,6 +235,13 @@ class ForestRegressor(_ForestParams, _TabularRegressor):
         from sklearn.ensemble import RandomForestRegressor
 
         return RandomForestRegressor(**self._forest_kwargs())
+
+    def predict(self, X) -> np.ndarray:
+        values, ok = self._rows(X)
+        out = np.full(ok.size, np.nan)
+        if values.shape[0]:
+            out[ok] = _forest_output(self.estimator_, values, "predict")
+        return out
 
 
 # -------------------------------------------------------------------------- xgboost
