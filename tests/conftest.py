@@ -23,16 +23,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from helpers import ohlcv_frame
 
-#: Every test in these files takes seconds (kernels, servers, training, papermill).
+#: Every test in these files takes seconds (kernels, servers, papermill); files of this suite
+#: mark themselves (``pytestmark = pytest.mark.slow`` in test_models_sequence.py).
 SLOW_FILES = frozenset(
     {
         "test_notebooks.py",
         "test_experiments.py",
         "test_mlflow_server.py",
-        "test_models_sequence.py",
     }
 )
 

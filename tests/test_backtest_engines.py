@@ -173,7 +173,7 @@ def test_crossover_sweep_equals_single_runs():
         assert row.final_equity == pytest.approx(single.final_equity, rel=1e-12)
         assert row.n_trades == len(single.trades)
         mdd, sharpe = _independent_stats(single.equity.to_numpy(), 10_000, 365 * 24)
-        assert row.max_drawdown == pytest.approx(mdd, rel=1e-9)
+        assert row.max_drawdown == pytest.approx(-mdd, rel=1e-9)  # negative, as compute_metrics
         assert row.sharpe == pytest.approx(sharpe, rel=1e-9)
         assert row.total_return == pytest.approx(single.final_equity / 10_000 - 1)
 

@@ -219,7 +219,9 @@ def test_plugin_taking_a_builtin_name_is_one_line_and_the_builtin_stays(
     tiny_csv, tmp_path, plugin, capsys
 ):
     path = plugin(TSMOM.replace('"tsmom"', '"ema_cross"'), name="thief.py")
-    code = main([*free(tiny_csv, tmp_path / "o"), "--plugins", str(path), "--strategy", "ema_cross"])
+    code = main(
+        [*free(tiny_csv, tmp_path / "o"), "--plugins", str(path), "--strategy", "ema_cross"]
+    )
     assert code == 2
     err = one_line_error(capsys)
     assert err.startswith(f"error: plugin {path} failed to load:")

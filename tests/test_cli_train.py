@@ -86,3 +86,9 @@ def test_errors_are_one_line(config_file, tmp_path, capsys):
     assert main(["train", "--config", str(config_file), "--no-tracking"]) == 2
     err = capsys.readouterr().err.strip()
     assert "validation.n_splits" in err and "\n" not in err
+    bad["validation"]["n_splits"] = 3
+    bad["model"] = {"name": "logreg", "params": {"depth": 3}}
+    config_file.write_text(yaml.safe_dump(bad))
+    assert main(["train", "--config", str(config_file), "--no-tracking"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{config_file}: field 'model': unknown parameter(s) depth" in err and "\n" not in err

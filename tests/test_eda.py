@@ -117,6 +117,99 @@ def test_load_symbols_skips_what_cannot_be_loaded(tmp_path):
         eda.load_symbols(stored, ["BTC/USDT"])
 
 
+# -------------------------------------------------------------------- notebook session
+def test_notebook_setup_returns_a_session_and_seeds(tmp_path, monkeypatch):
+    import logging
+    import random
+
+    from cryptoai.research.notebook import notebook_setup
+
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    session = notebook_setup(
+        "00-test",
+        f"../{CONFIG}",
+        seed=11,
+        smoke=True,
+        output_dir=tmp_path / "out",
+        store_root=tmp_path / "raw",
+        show_header=False,
+    )
+    assert session.exp.seed == 11 and session.cfg.smoke and session.cfg.seed == 11
+    assert session.out.dir == tmp_path / "out" / "00-test" and session.out.dir.is_dir()
+    assert session.work_dir.is_dir() and not session.cfg.fit_final
+    drawn = random.random()
+    random.seed(11)
+    assert drawn == random.random()  # seed_everything(11) ran
+    assert pd.get_option("display.max_columns") == 30
+    assert (
+        "**EXP-001 logreg_baseline**" in session.header() and "smoke: last 600" in session.header()
+    )
+    # a second setup in the same kernel adds no second handler (no doubled log lines)
+    notebook_setup("00-test", f"../{CONFIG}", output_dir=tmp_path / "out", show_header=False)
+    assert len(root.handlers) == 1
+    fig = eda.plot_prices({"a": candles(10)})
+    path = session.show(fig, "prices")
+    assert path == session.out.dir / "prices.png" and path.stat().st_size > 1000
+    assert session.figures == {"prices": fig}
+    scratch = session.work_dir
+    session.close()
+    assert not scratch.exists() and path.exists()
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_notebook_setup_loads_the_configs_plugins(tmp_path, monkeypatch):
+    from cryptoai.research.notebook import notebook_setup
+    from cryptoai.strategies.registry import list_strategies
+
+    (tmp_path / "plugin_for_setup.py").write_text(
+        "from cryptoai import Strategy, register_strategy\n\n\n"
+        "@register_strategy('setup_plugin_flat')\n"
+        "class Flat(Strategy):\n"
+        "    def signals(self, data):\n"
+        "        return data['close'] * 0.0\n"
+    )
+    config = tmp_path / "exp.yaml"
+    config.write_text("plugins: [plugin_for_setup.py]\n" + (REPO / CONFIG).read_text())
+    assert "setup_plugin_flat" not in list_strategies()
+    notebook_setup("00-test", config, output_dir=tmp_path / "out", show_header=False)
+    assert "setup_plugin_flat" in list_strategies()
+
+
+def test_selected_features_are_handed_over_for_the_same_config_only(tmp_path):
+    from cryptoai.research.notebook import (
+        NotebookOutputs,
+        load_selected_features,
+        save_selected_features,
+    )
+
+    exp = eda.notebook_experiment(CONFIG, store_root=tmp_path)
+    cfg = eda.notebook_train_config(exp, smoke=True, work_dir=tmp_path)
+    out = NotebookOutputs(tmp_path, "02-feature-engineering")
+    assert load_selected_features(cfg, out.dir) is None  # 02 not run
+    save_selected_features(out, ["rsi_14", "sma_rel_10"], cfg, keep_share=0.5)
+    assert load_selected_features(cfg, out.dir) == ["rsi_14", "sma_rel_10"]
+    other = cfg.model_copy(update={"seed": 7})
+    assert load_selected_features(other, out.dir) is None  # fitted under another seed
+    (out.dir / "selected_features.json").write_text("{not json")
+    assert load_selected_features(cfg, out.dir) is None
+
+
+def test_write_eda_docs_writes_notes_and_plots_where_told(tmp_path):
+    fig = eda.plot_prices({"a": candles(10)})
+    path = eda.write_eda_docs("# Notes", {"prices": fig}, "BTC/USDT", "1h", tmp_path / "eda")
+    assert path == tmp_path / "eda" / "BTC-USDT_1h_exploration.md"
+    assert path.read_text() == "# Notes\n\n## Plots\n\n![prices](BTC-USDT_1h_prices.png)\n"
+    assert (tmp_path / "eda" / "BTC-USDT_1h_prices.png").stat().st_size > 1000
+
+
+def test_quantile_levels_hold_the_configured_value():
+    values = pd.Series(np.arange(11) / 10)  # 0.0 .. 1.0
+    assert eda.quantile_levels(values, [0.5, 0.9], 0.52) == [0.5, 0.52, 0.9]
+    assert eda.quantile_levels(values, [0.5, 0.5]) == [0.5]
+
+
 # ------------------------------------------------------------------------ data checks
 def test_data_quality_table_counts_gaps_duplicates_and_timezone():
     clean = candles(48)

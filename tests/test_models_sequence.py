@@ -14,6 +14,9 @@ import pytest
 from cryptoai.errors import BadInputError
 from cryptoai.modeling.models import make_model
 
+# torch training, even tiny, takes seconds per test on a 2-core machine: `make test` runs them
+pytestmark = pytest.mark.slow
+
 TINY = {"hidden_size": 8, "max_epochs": 1, "batch_size": 32, "learning_rate": 0.02}
 
 

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from cryptoai.data.preprocess import (
-    clip_returns,
+    clip_returns_full_sample,
     fill_gaps,
     resample_ohlcv,
     to_utc,
-    winsorize_returns,
+    winsorize_returns_full_sample,
 )
 from cryptoai.data.sources.synthetic import synthetic_ohlcv
 from cryptoai.data.timeframes import timeframe_to_timedelta
@@ -142,7 +142,7 @@ def test_fill_flat_bar_by_bar():
     check_ohlcv(out)
 
 
-@pytest.mark.parametrize(("policy", "source_hour"), [("ffill", 1), ("bfill", 4)])
+@pytest.mark.parametrize(("policy", "source_hour"), [("ffill", 1), ("bfill_lookahead", 4)])
 def test_fill_copy_policies_bar_by_bar(policy, source_hour):
     frame = _hand_frame()
     out = fill_gaps(frame, "1h", policy)
@@ -167,7 +167,7 @@ def test_fill_none_changes_nothing_and_limit_leaves_long_gaps():
 
 def test_fill_rejects_bad_policy_and_off_grid_bars():
     frame = _hand_frame()
-    with pytest.raises(BadInputError, match="none, ffill, bfill, flat"):
+    with pytest.raises(BadInputError, match="none, ffill, flat, bfill_lookahead"):
         fill_gaps(frame, "1h", "linear")
     with pytest.raises(BadInputError, match="not on one 2h grid"):
         fill_gaps(frame, "2h", "flat")
@@ -221,7 +221,7 @@ def _returns_frame() -> pd.DataFrame:
 
 def test_winsorize_by_hand():
     frame = _returns_frame()
-    out, touched = winsorize_returns(frame, 0.0, 0.75)
+    out, touched = winsorize_returns_full_sample(frame, 0.0, 0.75)
     r = [math.log(101 / 100), math.log(150 / 101), math.log(1.01), math.log(150 / 151.5)]
     s = sorted(r)
     cap = s[2] + 0.25 * (s[3] - s[2])  # 75% quantile, linear interpolation at position 2.25
@@ -249,31 +249,31 @@ def test_clip_returns_by_hand():
     frame = _returns_frame()
     r = np.diff(np.log(frame["close"].to_numpy()))
     mean, sd = r.mean(), r.std(ddof=1)
-    out, touched = clip_returns(frame, n_sigma=1.0)
+    out, touched = clip_returns_full_sample(frame, n_sigma=1.0)
     assert list(touched) == [frame.index[2]]  # only the +40% bar is beyond one sigma
     assert math.log(out["close"].iloc[2] / 101) == pytest.approx(mean + sd, rel=1e-12)
-    robust_out, robust_touched = clip_returns(frame, n_sigma=3.0, robust=True)
+    robust_out, robust_touched = clip_returns_full_sample(frame, n_sigma=3.0, robust=True)
     med = np.median(r)
     mad = 1.4826 * np.median(np.abs(r - med))
     want = [frame.index[i + 1] for i in range(4) if abs(r[i] - med) > 3 * mad]
     assert list(robust_touched) == want and len(want) >= 1
     with pytest.raises(BadInputError, match="n_sigma"):
-        clip_returns(frame, n_sigma=0)
+        clip_returns_full_sample(frame, n_sigma=0)
 
 
 def test_clipping_rebuilds_prices_consistent_with_the_clipped_returns():
     frame = synthetic_ohlcv("SOL/USDT", "1h", "2024-01-01", "2024-03-01")
     r = np.diff(np.log(frame["close"].to_numpy()))
     lo, hi = np.quantile(r, [0.01, 0.99])
-    out, touched = winsorize_returns(frame, 0.01, 0.99)
+    out, touched = winsorize_returns_full_sample(frame, 0.01, 0.99)
     new_r = np.diff(np.log(out["close"].to_numpy()))
     np.testing.assert_allclose(new_r, np.clip(r, lo, hi), atol=1e-12)
     assert len(touched) == int(((r < lo) | (r > hi)).sum())
     first = frame.index.get_loc(touched[0])
     pd.testing.assert_frame_equal(out.iloc[:first], frame.iloc[:first])
     check_ohlcv(out)
-    untouched, none = winsorize_returns(frame, 0.0, 1.0)
+    untouched, none = winsorize_returns_full_sample(frame, 0.0, 1.0)
     assert len(none) == 0
     pd.testing.assert_frame_equal(untouched, frame)
     with pytest.raises(BadInputError, match="0 <= lower < upper <= 1"):
-        winsorize_returns(frame, 0.9, 0.1)
+        winsorize_returns_full_sample(frame, 0.9, 0.1)

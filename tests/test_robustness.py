@@ -42,19 +42,21 @@ def test_prediction_signal_by_model_kind():
         rb.prediction_signal(pd.DataFrame({"pred": [1.0]}))
 
 
-def test_predictions_are_reused_only_for_the_same_config(tmp_path):
+def test_predictions_are_reused_only_for_the_same_config(tmp_path, bars):
     cfg = TrainConfig(name="a", model={"name": "logreg"})
     idx = pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC", name="timestamp")
     preds = pd.DataFrame({"score": [0.1, -0.1, 0.2, 0.0], "fold": [0, 0, 1, 1]}, idx)
-    assert rb.load_predictions(cfg, tmp_path) is None
-    rb.save_predictions(preds, cfg, tmp_path)
-    pd.testing.assert_frame_equal(rb.load_predictions(cfg, tmp_path), preds, check_freq=False)
+    assert rb.load_predictions(cfg, tmp_path, bars) is None
+    rb.save_predictions(preds, cfg, tmp_path, bars)
+    loaded = rb.load_predictions(cfg, tmp_path, bars)
+    pd.testing.assert_frame_equal(loaded, preds, check_freq=False)
     # a scratch folder does not matter, the model does
     moved = cfg.model_copy(update={"output_dir": "elsewhere", "fit_final": False})
-    assert rb.load_predictions(moved, tmp_path) is not None
+    assert rb.load_predictions(moved, tmp_path, bars) is not None
     other = TrainConfig(name="a", model={"name": "logreg", "params": {"C": 0.5}})
-    assert rb.load_predictions(other, tmp_path) is None
-    assert rb.predictions_key(cfg) != rb.predictions_key(cfg.model_copy(update={"seed": 1}))
+    assert rb.load_predictions(other, tmp_path, bars) is None
+    reseeded = cfg.model_copy(update={"seed": 1})
+    assert rb.predictions_key(cfg, bars) != rb.predictions_key(reseeded, bars)
 
 
 def test_backtest_window_covers_the_predicted_bars(bars):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import platform
 import socket
@@ -39,17 +40,15 @@ TEMPLATE = {
 }
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh SQLite store with artifacts beside it, used by every test in this module."""
+@pytest.fixture
+def store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh SQLite store of this test's own, with artifacts beside it."""
     root = tmp_path_factory.mktemp("mlflow")
-    previous = mlflow.get_tracking_uri()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        mp.delenv(tracking.ARTIFACT_ROOT_ENV, raising=False)
-        tracking.configure()
-        yield root
-    mlflow.set_tracking_uri(previous)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    monkeypatch.delenv(tracking.ARTIFACT_ROOT_ENV, raising=False)
+    tracking.configure()
+    yield root
+    mlflow.set_tracking_uri(None)
 
 
 def _run(run_id: str):
@@ -382,6 +381,86 @@ def test_model_requirements_pin_torch_and_drop_local_installs(tmp_path):
 
 
 # ---------------------------------------------------------------- reading runs back
+
+
+def test_experiments_open_in_the_model_training_view(store):
+    """Created with mlflow.experimentKind, and an existing experiment without it gets it."""
+    with tracking.tracked_run("kind-new", TEMPLATE, config={}, seeds={}, data_fingerprint="f"):
+        pass
+    client = MlflowClient()
+    created = client.get_experiment_by_name("kind-new")
+    assert created.tags["mlflow.experimentKind"] == "custom_model_development"
+    old_id = client.create_experiment("kind-old")  # as an older cryptoai (or a person) made it
+    assert "mlflow.experimentKind" not in client.get_experiment(old_id).tags
+    with tracking.tracked_run("kind-old", TEMPLATE, config={}, seeds={}, data_fingerprint="f"):
+        pass
+    assert client.get_experiment(old_id).tags["mlflow.experimentKind"] == (
+        "custom_model_development"
+    )
+    client.set_experiment_tag(old_id, "mlflow.experimentKind", "genai_development")
+    with tracking.tracked_run("kind-old", TEMPLATE, config={}, seeds={}, data_fingerprint="f"):
+        pass
+    assert client.get_experiment(old_id).tags["mlflow.experimentKind"] == "genai_development"
+
+
+def test_config_params_share_one_key_scheme_across_config_kinds():
+    from cryptoai.modeling.training import load_train_config
+    from cryptoai.research.experiment_config import load_experiment
+
+    logreg = load_experiment(REPO / "configs/experiments/logreg_baseline.yaml")
+    xgb = load_experiment(REPO / "configs/experiments/xgboost.yaml")
+    exp_params = tracking.config_params(logreg)
+    # an experiment's dataset is logged as config.data, as training configs name it
+    assert exp_params["config.data.symbol"] == "BTC/USDT"
+    assert not any(k.startswith("config.dataset") for k in exp_params)
+    assert exp_params["config.model.params.C"] == "0.1"
+    assert exp_params["config.backtest.params.long_above"] == "0.52"
+    assert "config.model.smoke_params" not in exp_params  # an empty mapping adds no key
+
+    # two experiments: the same keys but for their models' own parameters
+    def fixed(params: dict) -> set:
+        return {k for k in params if ".params." not in k and "smoke_params" not in k}
+
+    xgb_params = tracking.config_params(xgb)
+    assert fixed(exp_params) - {"config.backtest.execution.size",
+                                "config.backtest.execution.leverage"} == fixed(xgb_params)  # fmt: skip
+    # a training config's sections carry the same keys as the experiment's
+    train = tracking.config_params(load_train_config(REPO / "configs/models/logreg.yaml"))
+    for section in ("config.data.", "config.target.", "config.validation.", "config.model.name"):
+        mine = {k for k in exp_params if k.startswith(section)}
+        assert mine and mine == {k for k in train if k.startswith(section)}, section
+    assert exp_params["config.seed"] == "42" and "config.seed" in train
+    with pytest.raises(BadInputError, match="mapping or a pydantic model"):
+        tracking.config_params(["not", "a", "config"])
+
+
+def test_logged_model_has_a_signature_and_no_progress_bars(store, monkeypatch, capfd, caplog):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    tracking.configure()
+    import os
+
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    model = LogisticRegression().fit(X, (X["a"] > 0).astype(int))
+    caplog.set_level(logging.WARNING)
+    capfd.readouterr()
+    with tracking.tracked_run("signed", TEMPLATE, config={}, seeds={}, data_fingerprint="f"):
+        uri = tracking.log_model(model, input_example=X.tail(5))
+    info = mlflow.models.get_model_info(uri)
+    assert info.signature.inputs.input_names() == ["a", "b", "c"]
+    assert info.signature.outputs is not None
+    err = capfd.readouterr().err
+    assert "without a signature" not in err and "Downloading artifacts" not in err
+    assert not [r for r in caplog.records if "without a signature" in r.getMessage()]
+    with (
+        tracking.tracked_run("signed", TEMPLATE, config={}, seeds={}, data_fingerprint="f"),
+        pytest.raises(BadInputError, match="cannot predict on the input example"),
+    ):
+        tracking.log_model(model, input_example=X[["a"]].tail(5))
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    tracking.configure()  # a user's own choice is kept
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"
 
 
 def test_runs_table_lists_runs_with_template_and_key_metrics(store):

@@ -11,13 +11,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cryptoai.config import load_config, validate_config
-from cryptoai.errors import BadInputError, ConfigError
+from cryptoai.errors import ConfigError
 from cryptoai.fingerprint import frame_fingerprint
 from cryptoai.modeling.splits import walk_forward_splits
 from cryptoai.modeling.training import (
     TrainConfig,
     build_dataset,
     build_model,
+    fit_final_model,
     load_training_data,
     smoke_config,
     train,
@@ -101,6 +102,13 @@ def test_train_end_to_end_tracked_in_mlflow(make_cfg, tmp_path, monkeypatch):
     X, _, _ = build_dataset(ohlcv, cfg)
     served = mlflow.pyfunc.load_model(res.model_uri).predict(X)
     np.testing.assert_allclose(np.asarray(served), res.model.predict_proba(X))
+    # logged with a signature: the feature columns it was fitted on
+    info = mlflow.models.get_model_info(res.model_uri)
+    assert info.signature.inputs.input_names() == list(X.columns)
+    # the experiment runner's refit is this same final model
+    refit, example = fit_final_model(cfg, work_dir=tmp_path / "final")
+    np.testing.assert_allclose(refit.predict_proba(X), res.model.predict_proba(X))
+    pd.testing.assert_frame_equal(example, X.tail(len(example)))
 
 
 def test_oos_covers_exactly_the_test_bars_and_baseline_is_train_majority(make_cfg):
@@ -182,7 +190,7 @@ def test_triple_barrier_three_classes(make_cfg):
 def test_bad_configs_fail_before_training(make_cfg):
     with pytest.raises(ConfigError, match="purge"):
         train(make_cfg(validation={"purge": 1}), tracking=False)
-    with pytest.raises(BadInputError, match="unknown model"):
+    with pytest.raises(ConfigError, match="field 'model': unknown model"):
         train(make_cfg(model={"name": "svm"}), tracking=False)
     with pytest.raises(ConfigError, match="'validation'.*train_size"):
         validate_config(
@@ -193,6 +201,31 @@ def test_bad_configs_fail_before_training(make_cfg):
         validate_config({"name": "x", "model": {"name": "logreg", "parms": {}}}, TrainConfig)
     with pytest.raises(ConfigError, match="features spec"):
         train(make_cfg(features="nope/none.yaml"), tracking=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"model": {"name": "svm"}}, "model", "unknown model"),
+        ({"model": {"name": "logreg", "params": {"depth": 2}}}, "model", "unknown parameter"),
+        ({"model": {"name": "logreg", "smoke_params": {"depth": 2}}}, "model", "unknown param"),
+        ({"features": "nope/none.yaml"}, "features", "features spec nope/none.yaml not found"),
+        ({"validation": {"purge": 1}}, "validation.purge", "less than the target horizon"),
+    ],
+)
+def test_whole_train_config_is_checked_before_any_data(make_cfg, tmp_path, change, field, reason):
+    """A bad config file fails with its name and the field, before the store is touched."""
+    import yaml
+
+    store = tmp_path / "never-created"
+    cfg = make_cfg(data={"store_root": str(store)}, **change).model_dump(mode="json")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as caught:
+        train(path, tracking=False, smoke=True)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: field '{field}': ") and reason in message, message
+    assert "\n" not in message and not store.exists()
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs" / "models").glob("*.yaml")))

@@ -42,7 +42,21 @@ P_CLOSE_END = 12  # 1: close any position at the last close
 P_RECORD = 13  # 1: record fills
 P_EXITS = 14  # 1: long positions can exit by themselves (stops, target or leverage > 1)
 P_FUNDED = 15  # 1: some bar has funding (otherwise the funding array is never read)
-N_PARAMS = 16
+P_TIME_STOP = 16  # close at the open of the bar this many bars after the entry bar (NaN: off)
+P_COST = 17  # cost model: C_FIXED, C_MAKER_TAKER, C_TIERED, C_SPREAD, C_IMPACT
+P_IMPACT_K = 18  # impact coefficient (fraction of price at participation 1)
+P_LAD_N = 19  # number of ladder take-profit levels (0: off)
+P_LAD_FULL = 20  # 1: the ladder's fractions add up to the whole position
+P_BREAKEVEN = 21  # 1: the stop moves to the entry price after the first ladder level
+P_TIER_N = 22  # number of fee tiers (tiered cost model)
+P_LAD = 23  # ladder levels: (gain, fraction) pairs, MAX_LADDER of them
+MAX_LADDER = 8
+P_TIERS = P_LAD + 2 * MAX_LADDER  # fee tiers: (min 30-day notional, taker, maker) triples
+MAX_TIERS = 8
+N_PARAMS = P_TIERS + 3 * MAX_TIERS
+
+C_FIXED, C_MAKER_TAKER, C_TIERED, C_SPREAD, C_IMPACT = 0.0, 1.0, 2.0, 3.0, 4.0
+IMPACT_CAP = 0.1  # market impact never moves a fill more than 10% (a bar without volume)
 
 # --- state vector S -----------------------------------------------------------------------
 S_CASH = 0
@@ -61,7 +75,14 @@ S_NF = 12  # fills recorded
 S_NCLOSED = 13  # positions closed to flat (= round trips)
 S_TFUND = 14  # funding paid by the open position so far
 S_LAST = 15  # last target seen by `simulate` (so a run can resume after growing the fill buffer)
-N_STATE = 16
+S_ENTRY_BAR = 16  # bar at which the open position was entered (from flat)
+S_BASE = 17  # full size of the open position (units), the base of ladder fractions
+S_LAD_DONE = 18  # ladder levels filled for the open position
+S_BE = 19  # 1: the stop sits at the entry price (break-even after the first ladder level)
+S_DAY = 20  # day number of the newest traded-notional bucket (tiered fees)
+S_BUCKETS = 21  # traded notional per day, a ring of BUCKET_DAYS days (tiered fees)
+BUCKET_DAYS = 31  # the 30 completed days before the current one, and the current day
+N_STATE = S_BUCKETS + BUCKET_DAYS
 
 # --- order kinds and fill reasons ---------------------------------------------------------
 K_NONE = 0
@@ -78,12 +99,15 @@ R_LIQUIDATION = 4
 R_LIMIT = 5
 R_STOP = 6
 R_END = 7
+R_TIME_STOP = 8
 
 # --- market data M: a tuple of per-bar float64 arrays, in this order ---------------------
-# (volatility may be empty when nothing reads it: read as 0; funding is read only when
-# P_FUNDED is set)
-M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_VOL, M_FUNDING = 0, 1, 2, 3, 4, 5
-N_MARKET = 6
+# (volatility may be empty when nothing reads it: read as 0, and is NaN while unknown;
+# funding is read only when P_FUNDED is set; the cost columns only by the cost model that
+# needs them: the half-spread (fraction of price) by ``spread``, the quote volume by
+# ``impact``, the day number by ``tiered``)
+M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_VOL, M_FUNDING, M_SPREAD, M_QVOL, M_DAY = range(9)
+N_MARKET = 9
 
 # fill record columns: bar, side (+1 buy / -1 sell), size, price, fee, reason, and the
 # funding the round trip paid (set on the fill that brings the position back to zero)
@@ -91,7 +115,8 @@ N_FILL = 7
 # per-bar output rows (OUT): equity at the close, units held at the close
 OUT_EQUITY, OUT_UNITS = 0, 1
 N_OUT = 2
-FILL_HEADROOM = 16  # one bar makes at most 7 fills (flip, exit, flip, exit, end); margin
+# one bar makes at most 7 fills (flip, exit, flip, exit, end), or a ladder's levels more
+FILL_HEADROOM = 16 + MAX_LADDER
 
 
 # Nothing below allocates inside the bar loop (callers pass preallocated buffers), so it is
@@ -143,8 +168,55 @@ def _vol(M, i):
 
 
 @step_jit
-def _slip(P, vol):
-    return P[P_SLIP] + P[P_VOLSLIP] * vol
+def _slip(P, M, i, vol):
+    """Slippage of a taker fill in bar ``i`` (fraction of price), before market impact."""
+    s = P[P_SLIP]
+    if vol == vol:  # an unknown volatility (NaN, first bars) adds nothing
+        s += P[P_VOLSLIP] * vol
+    if P[P_COST] == C_SPREAD:
+        s += M[M_SPREAD][i]
+    return s
+
+
+@step_jit
+def _impact(P, M, i, notional):
+    """Square-root market impact of a taker order of ``notional`` in bar ``i``."""
+    if P[P_COST] != C_IMPACT or notional <= 0.0:
+        return 0.0
+    qv = M[M_QVOL][i]
+    if not qv > 0.0:
+        return IMPACT_CAP
+    return min(P[P_IMPACT_K] * math.sqrt(notional / qv), IMPACT_CAP)
+
+
+@step_jit
+def _roll(S, day):
+    """Start the traded-notional buckets of the days up to ``day`` (tiered fees)."""
+    last = int(S[S_DAY])
+    if day > last:
+        for d in range(last + 1, min(day, last + BUCKET_DAYS) + 1):
+            S[S_BUCKETS + d % BUCKET_DAYS] = 0.0
+        S[S_DAY] = day
+
+
+@step_jit
+def _fee(S, P, M, i, taker):
+    """Fee rate of a fill in bar ``i``: taker or maker, from the account's fee tier when
+    fees are tiered by the notional traded over the 30 completed days before the fill's day."""
+    if P[P_COST] != C_TIERED:
+        return P[P_FEE] if taker else P[P_MAKER]
+    day = int(M[M_DAY][i])
+    _roll(S, day)
+    traded = 0.0
+    for b in range(BUCKET_DAYS):
+        if b != day % BUCKET_DAYS:
+            traded += S[S_BUCKETS + b]
+    col = 1 if taker else 2
+    rate = P[P_TIERS + col]
+    for t in range(1, int(P[P_TIER_N])):
+        if traded >= P[P_TIERS + 3 * t]:
+            rate = P[P_TIERS + 3 * t + col]
+    return rate
 
 
 @step_jit
@@ -165,7 +237,7 @@ def _record(S, F, P, i, delta, price, fee, reason):
 
 
 @step_jit
-def _trade(S, F, P, i, delta, price, fee_rate, reason):
+def _trade(S, F, P, M, i, delta, price, fee_rate, reason):
     """Trade ``delta`` units at ``price`` (slippage included); never crosses zero in one fill."""
     if delta == 0.0:
         return
@@ -176,14 +248,31 @@ def _trade(S, F, P, i, delta, price, fee_rate, reason):
     if old == 0.0:
         S[S_ENTRY] = price
         S[S_PEAK] = price
+        S[S_ENTRY_BAR] = i
+        S[S_BASE] = abs(new)
+        S[S_LAD_DONE] = 0.0
+        S[S_BE] = 0.0
     elif (old > 0.0) == (delta > 0.0):
         S[S_ENTRY] = (old * S[S_ENTRY] + delta * price) / new
+        if abs(new) > S[S_BASE]:
+            S[S_BASE] = abs(new)
     S[S_UNITS] = new
+    if P[P_COST] == C_TIERED:
+        day = int(M[M_DAY][i])
+        _roll(S, day)
+        S[S_BUCKETS + day % BUCKET_DAYS] += abs(delta) * price
     _record(S, F, P, i, delta, price, fee, reason)
     if new == 0.0:
         S[S_HELD] = 0.0
         S[S_NCLOSED] += 1.0
         S[S_TFUND] = 0.0
+
+
+@step_jit
+def _unsized(P, target, vol):
+    """True when ``target`` cannot be sized yet: volatility targeting before the first bar
+    whose volatility is known (the order then waits for that bar)."""
+    return P[P_SIZE_MODE] == 3.0 and target != 0.0 and not (vol == vol)
 
 
 @step_jit
@@ -202,7 +291,8 @@ def _units_for(S, P, target, price, fee_rate, vol):
     elif mode == 2.0:
         notional = P[P_SIZE_VALUE]
     else:
-        notional = equity * P[P_SIZE_VALUE] / vol if vol > 0.0 else 0.0
+        # zero volatility (constant closes): as large as the cap allows; unknown: nothing
+        notional = equity * P[P_SIZE_VALUE] / vol if vol > 0.0 else (cap if vol == 0.0 else 0.0)
     notional *= abs(target)
     notional = min(notional, cap)
     units = notional / (price * (1.0 + fee_rate))
@@ -210,43 +300,104 @@ def _units_for(S, P, target, price, fee_rate, vol):
 
 
 @step_jit
-def _rebalance(S, F, P, i, target, ref, taker, vol, reason):
-    """Move the position to ``target`` at reference price ``ref`` (close leg first on a flip)."""
-    fee_rate = P[P_FEE] if taker else P[P_MAKER]
-    s = _slip(P, vol) if taker else 0.0
+def _rebalance(S, F, P, M, i, target, ref, taker, vol, reason):
+    """Move the position to ``target`` at reference price ``ref`` (close leg first on a flip).
+
+    Market impact (cost model ``impact``) is priced on the order's notional at ``ref``; an
+    opening order is sized at the price before impact, then again at the price with it (so
+    the impact charged is that of a slightly larger order: conservative)."""
+    s = _slip(P, M, i, vol) if taker else 0.0
     old = S[S_UNITS]
     if old != 0.0 and (target == 0.0 or (target > 0.0) != (old > 0.0)):
-        px = ref * (1.0 - s) if old > 0.0 else ref * (1.0 + s)
-        _trade(S, F, P, i, -old, px, fee_rate, reason)
+        sc = s + (_impact(P, M, i, abs(old) * ref) if taker else 0.0)
+        px = ref * (1.0 - sc) if old > 0.0 else ref * (1.0 + sc)
+        _trade(S, F, P, M, i, -old, px, _fee(S, P, M, i, taker), reason)
         old = 0.0
     if target != 0.0:
+        fee_rate = _fee(S, P, M, i, taker)
         px = ref * (1.0 + s) if target > 0.0 else ref * (1.0 - s)
         want = _units_for(S, P, target, px, fee_rate, vol)
+        sc = s
+        if taker and P[P_COST] == C_IMPACT:
+            sc = s + _impact(P, M, i, abs(want - old) * ref)
+            px = ref * (1.0 + sc) if target > 0.0 else ref * (1.0 - sc)
+            want = _units_for(S, P, target, px, fee_rate, vol)
         delta = want - old
         if abs(delta) > 1e-12 * abs(want):
             if (delta > 0.0) != (target > 0.0):  # reducing: the fill is on the other side
-                px = ref * (1.0 - s) if delta < 0.0 else ref * (1.0 + s)
-            _trade(S, F, P, i, delta, px, fee_rate, reason)
+                px = ref * (1.0 - sc) if delta < 0.0 else ref * (1.0 + sc)
+            _trade(S, F, P, M, i, delta, px, fee_rate, reason)
         if S[S_UNITS] != 0.0:
             S[S_HELD] = target
 
 
 @step_jit
-def _liquidate(S, F, P, i, px):
+def _liquidate(S, F, P, M, i, px):
     """Close at ``px``; a loss beyond the margin is capped at the bankruptcy price (equity 0)."""
     u = S[S_UNITS]
     cash = S[S_CASH]
-    fee_rate = P[P_FEE]
+    fee_rate = _fee(S, P, M, i, True)
     if cash + u * px - abs(u) * px * fee_rate < 0.0:
         px = -cash / (u * (1.0 - fee_rate)) if u > 0.0 else cash / (-u * (1.0 + fee_rate))
-    _trade(S, F, P, i, -u, px, fee_rate, R_LIQUIDATION)
+    _trade(S, F, P, M, i, -u, px, fee_rate, R_LIQUIDATION)
     if S[S_CASH] <= 1e-9 * max(abs(cash), 1.0):
         S[S_BANKRUPT] = 1.0
 
 
 @step_jit
-def _exits(S, F, P, i, o, hi, lo, vol, intrabar):
-    """Stop-loss, trailing stop, liquidation and take-profit of the held position.
+def _take(S, F, P, M, i, units, level, o, gap, vol):
+    """A take-profit fill of ``units`` (signed) at ``level``, or at the open when the bar
+    gapped through it. It rests in the book: maker fee, no slippage; under ``maker_taker``
+    a gap fill crossed the book instead and pays the taker fee and slippage."""
+    if not gap:
+        _trade(S, F, P, M, i, units, level, _fee(S, P, M, i, False), R_TAKE_PROFIT)
+    elif P[P_COST] == C_MAKER_TAKER:
+        s = _slip(P, M, i, vol)
+        px = o * (1.0 - s) if units < 0.0 else o * (1.0 + s)
+        _trade(S, F, P, M, i, units, px, _fee(S, P, M, i, True), R_TAKE_PROFIT)
+    else:
+        _trade(S, F, P, M, i, units, o, _fee(S, P, M, i, False), R_TAKE_PROFIT)
+
+
+@step_jit
+def _targets(S, F, P, M, i, o, hi, lo, vol):
+    """Take-profit, or the ladder's levels in order (several may fill in one bar)."""
+    u = S[S_UNITS]
+    long = u > 0.0
+    entry = S[S_ENTRY]
+    n = int(P[P_LAD_N])
+    if n == 0:
+        tp = P[P_TP]
+        if not math.isnan(tp):
+            level = entry * (1.0 + tp) if long else entry * (1.0 - tp)
+            gap = o >= level if long else o <= level
+            if gap or (hi >= level if long else lo <= level):
+                _take(S, F, P, M, i, -u, level, o, gap, vol)
+        return
+    done = int(S[S_LAD_DONE])
+    while done < n:
+        gain = P[P_LAD + 2 * done]
+        level = entry * (1.0 + gain) if long else entry * (1.0 - gain)
+        gap = o >= level if long else o <= level
+        if not (gap or (hi >= level if long else lo <= level)):
+            return
+        held = abs(S[S_UNITS])
+        units = P[P_LAD + 2 * done + 1] * S[S_BASE]
+        if units >= held * (1.0 - 1e-9) or (done == n - 1 and P[P_LAD_FULL] != 0.0):
+            units = held
+        done += 1
+        _take(S, F, P, M, i, -units if long else units, level, o, gap, vol)
+        if S[S_UNITS] == 0.0:
+            return
+        S[S_LAD_DONE] = done
+        if P[P_BREAKEVEN] != 0.0:
+            S[S_BE] = 1.0  # from the next bar: this bar's low came before or after, unknown
+
+
+@step_jit
+def _exits(S, F, P, M, i, o, hi, lo, vol, intrabar):
+    """Time stop, stop-loss, trailing stop, liquidation and take-profit (or ladder) of the
+    held position.
 
     ``intrabar``: the position was entered inside this bar, so only the adverse side is
     checked (against the low/high, not the open) and take-profit waits for the next bar.
@@ -254,19 +405,24 @@ def _exits(S, F, P, i, o, hi, lo, vol, intrabar):
     u = S[S_UNITS]
     if u == 0.0:
         return
+    ts = P[P_TIME_STOP]
+    if not intrabar and i - S[S_ENTRY_BAR] >= ts:  # NaN (off) compares False
+        _rebalance(S, F, P, M, i, 0.0, o, True, vol, R_TIME_STOP)
+        return
     sl = P[P_SL]
-    tp = P[P_TP]
     tr = P[P_TRAIL]
     entry = S[S_ENTRY]
     peak = S[S_PEAK]
     mm = P[P_MM]
     cash = S[S_CASH]
-    s = _slip(P, vol)
+    s = _slip(P, M, i, vol)
     if u > 0.0:
         stop = -math.inf
         reason = R_STOP_LOSS
         if not math.isnan(sl):
             stop = entry * (1.0 - sl)
+        if S[S_BE] != 0.0 and entry > stop:
+            stop = entry
         if not math.isnan(tr) and peak * (1.0 - tr) > stop:
             stop = peak * (1.0 - tr)
             reason = R_TRAILING
@@ -281,21 +437,18 @@ def _exits(S, F, P, i, o, hi, lo, vol, intrabar):
                 px = level
             if not math.isnan(px):
                 if is_liq:
-                    _liquidate(S, F, P, i, px)
+                    _liquidate(S, F, P, M, i, px)
                 else:
-                    _trade(S, F, P, i, -u, px * (1.0 - s), P[P_FEE], reason)
+                    sc = s + _impact(P, M, i, u * px)
+                    _trade(S, F, P, M, i, -u, px * (1.0 - sc), _fee(S, P, M, i, True), reason)
                 return
-        if not intrabar and not math.isnan(tp):
-            level = entry * (1.0 + tp)
-            if o >= level:
-                _trade(S, F, P, i, -u, o, P[P_MAKER], R_TAKE_PROFIT)
-            elif hi >= level:
-                _trade(S, F, P, i, -u, level, P[P_MAKER], R_TAKE_PROFIT)
     else:
         stop = math.inf
         reason = R_STOP_LOSS
         if not math.isnan(sl):
             stop = entry * (1.0 + sl)
+        if S[S_BE] != 0.0 and entry < stop:
+            stop = entry
         if not math.isnan(tr) and peak * (1.0 + tr) < stop:
             stop = peak * (1.0 + tr)
             reason = R_TRAILING
@@ -310,16 +463,13 @@ def _exits(S, F, P, i, o, hi, lo, vol, intrabar):
                 px = level
             if not math.isnan(px):
                 if is_liq:
-                    _liquidate(S, F, P, i, px)
+                    _liquidate(S, F, P, M, i, px)
                 else:
-                    _trade(S, F, P, i, -u, px * (1.0 + s), P[P_FEE], reason)
+                    sc = s + _impact(P, M, i, -u * px)
+                    _trade(S, F, P, M, i, -u, px * (1.0 + sc), _fee(S, P, M, i, True), reason)
                 return
-        if not intrabar and not math.isnan(tp):
-            level = entry * (1.0 - tp)
-            if o <= level:
-                _trade(S, F, P, i, -u, o, P[P_MAKER], R_TAKE_PROFIT)
-            elif lo <= level:
-                _trade(S, F, P, i, -u, level, P[P_MAKER], R_TAKE_PROFIT)
+    if not intrabar:
+        _targets(S, F, P, M, i, o, hi, lo, vol)
 
 
 @step_jit
@@ -341,27 +491,30 @@ def _open_events(S, F, P, M, i):
     hi = M[M_HIGH][i]
     lo = M[M_LOW][i]
     vol = _vol(M, i)
-    if S[S_ORD] == K_MARKET:
+    if S[S_ORD] == K_MARKET and not _unsized(P, S[S_ORD_TARGET], vol):
         S[S_ORD] = K_NONE
-        _rebalance(S, F, P, i, S[S_ORD_TARGET], o, True, vol, R_SIGNAL)
+        _rebalance(S, F, P, M, i, S[S_ORD_TARGET], o, True, vol, R_SIGNAL)
     u = S[S_UNITS]
     if u < 0.0 or (u > 0.0 and P[P_EXITS] != 0.0):
-        _exits(S, F, P, i, o, hi, lo, vol, False)
+        _exits(S, F, P, M, i, o, hi, lo, vol, False)
     kind = S[S_ORD]
     if kind == K_LIMIT or kind == K_STOP:  # noqa: SIM109 - plain compares compile best
         ref = _trigger(kind, S[S_ORD_DIR], S[S_ORD_PRICE], o, hi, lo)
-        if not math.isnan(ref):
+        if not math.isnan(ref) and not _unsized(P, S[S_ORD_TARGET], vol):
             S[S_ORD] = K_NONE
             before = S[S_UNITS]
-            taker = kind == K_STOP
-            _rebalance(S, F, P, i, S[S_ORD_TARGET], ref, taker, vol, R_STOP if taker else R_LIMIT)
+            # a limit order rests (maker); one the open gapped through crossed the book
+            # (taker, under the maker_taker cost model)
+            taker = kind == K_STOP or (ref == o and P[P_COST] == C_MAKER_TAKER)
+            reason = R_STOP if kind == K_STOP else R_LIMIT
+            _rebalance(S, F, P, M, i, S[S_ORD_TARGET], ref, taker, vol, reason)
             after = S[S_UNITS]
             grew = after != 0.0 and (
                 before == 0.0 or (after > 0.0) != (before > 0.0) or abs(after) > abs(before)
             )
             if ref != o and grew:
                 S[S_INTRA] = 1.0
-                _exits(S, F, P, i, o, hi, lo, vol, True)
+                _exits(S, F, P, M, i, o, hi, lo, vol, True)
 
 
 @phase_jit
@@ -388,9 +541,9 @@ def _decide(S, F, P, M, i, target, kind, price):
     d = target - S[S_HELD]
     if kind == K_CANCEL or d == 0.0:
         S[S_ORD] = K_NONE
-    elif kind == K_MARKET and P[P_FILL_CLOSE] != 0.0:
+    elif kind == K_MARKET and P[P_FILL_CLOSE] != 0.0 and not _unsized(P, target, _vol(M, i)):
         S[S_ORD] = K_NONE
-        _rebalance(S, F, P, i, target, M[M_CLOSE][i], True, _vol(M, i), R_SIGNAL)
+        _rebalance(S, F, P, M, i, target, M[M_CLOSE][i], True, _vol(M, i), R_SIGNAL)
     else:
         S[S_ORD] = kind
         S[S_ORD_TARGET] = target
@@ -403,7 +556,7 @@ def _finish(S, F, P, M, i):
     """After the last bar: cancel what is pending and close out (unless asked not to)."""
     S[S_ORD] = K_NONE
     if P[P_CLOSE_END] != 0.0 and S[S_UNITS] != 0.0:
-        _rebalance(S, F, P, i, 0.0, M[M_CLOSE][i], True, _vol(M, i), R_END)
+        _rebalance(S, F, P, M, i, 0.0, M[M_CLOSE][i], True, _vol(M, i), R_END)
 
 
 @phase_jit
@@ -623,7 +776,7 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
     crossover of two rows of ``lines``: 1 from a bar where ``lines[fast_rows[j]]`` crosses
     above ``lines[slow_rows[j]]``, 0 from a bar where it crosses below (no target series is
     materialized). ``S`` holds one state row per run; ``P`` must have recording off.
-    Writes per run: final equity, max drawdown, annualized Sharpe of bar returns, round
+    Writes per run: final equity, max drawdown (<= 0), annualized Sharpe of bar returns, round
     trips, funding paid. Between target changes a ``quiet`` run only marks to market (and
     a flat one, with finite closes, not even that: its equity stays put).
     """
@@ -678,7 +831,7 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
         mean = sr / n
         var = (sr2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
         res[j, 0] = prev
-        res[j, 1] = mdd
+        res[j, 1] = -mdd  # negative, as compute_metrics reports it
         res[j, 2] = mean / math.sqrt(var) * math.sqrt(periods_per_year) if var > 0.0 else math.nan
         res[j, 3] = s[S_NCLOSED]
         res[j, 4] = s[S_FUNDING]

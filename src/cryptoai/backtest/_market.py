@@ -1,7 +1,13 @@
 """Inputs of the execution kernel: the market matrix (prices, volatility, funding) and parameters.
 
 Everything here is computed from data known at the time it is used: the volatility of bar
-``i`` (for slippage and volatility-targeted sizing) uses closes up to bar ``i - 1``.
+``i`` (for slippage and volatility-targeted sizing) uses closes up to bar ``i - 1``, and the
+cost columns of bar ``i`` (spread, quote volume) are those of bar ``i - 1``, the last bar
+completed when bar ``i`` opens (bar 0 uses its own).
+
+The cost model is data and parameters, not code: the kernel reads a per-bar half-spread,
+a per-bar quote volume or a per-bar day number (for 30-day fee tiers) and the numbers in
+the parameter vector, so every model runs at compiled speed.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import pandas as pd
 
 from cryptoai.backtest import _kernel as k
 from cryptoai.backtest.metrics import bar_length, periods_per_year
-from cryptoai.backtest.settings import SIZING, ExecutionSettings
+from cryptoai.backtest.settings import COST_MODELS, SIZING, ExecutionSettings
 from cryptoai.errors import BadInputError
 
 FUNDING_INTERVAL = pd.Timedelta(hours=8)
@@ -31,10 +37,62 @@ def check_data(data: pd.DataFrame, name: str = "data") -> None:
 
 
 def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:
-    """Std of log returns over the last ``window`` returns known at each bar's open (0 if unknown)."""
+    """Std of log returns over the last ``window`` returns known at each bar's open.
+
+    NaN while unknown (fewer than two returns before the bar): volatility slippage adds
+    nothing there and a volatility-targeted order waits for the first bar with a value.
+    """
     logret = pd.Series(np.log(close)).diff()
     vol = logret.rolling(window, min_periods=2).std().shift(1)
-    return vol.fillna(0.0).to_numpy()
+    return vol.to_numpy()
+
+
+def _known(values: np.ndarray) -> np.ndarray:
+    """Per-bar values as known at each bar's open: those of the bar before (bar 0: its own)."""
+    out = np.empty_like(values)
+    out[1:] = values[:-1]
+    out[:1] = values[:1]
+    return out
+
+
+def cost_columns(
+    data: pd.DataFrame, settings: ExecutionSettings, lean: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-bar inputs of the cost model: half-spread (fraction of price), quote volume
+    and day number; each is empty (``lean``) or zeros unless the model reads it."""
+    n = len(data)
+    empty = np.zeros(0 if lean else n)
+    spread = qvol = day = empty
+    model = settings.cost_model
+    if model == "spread":
+        if "spread" in data.columns:
+            raw = data["spread"].to_numpy(dtype="float64") / data["close"].to_numpy("float64")
+            if not np.isfinite(raw).all() or (raw < 0).any():
+                raise BadInputError(
+                    "the spread column has NaN or negative values: fill them (price units)"
+                )
+            spread = _known(raw) / 2.0
+        elif settings.spread_bps is not None:
+            spread = np.full(n, settings.spread_bps / 2e4)
+        else:
+            raise BadInputError(
+                "cost_model=spread needs a 'spread' data column (ask - bid, in price units)"
+                " or spread_bps in the settings"
+            )
+    elif model == "impact":
+        if "quote_volume" in data.columns:
+            quote = data["quote_volume"].to_numpy(dtype="float64")
+        else:
+            quote = data["volume"].to_numpy(dtype="float64") * data["close"].to_numpy("float64")
+        qvol = _known(np.nan_to_num(quote, nan=0.0))
+    elif model == "tiered":
+        start = data.index[0].normalize()
+        day = ((data.index - start) // pd.Timedelta(days=1)).to_numpy(dtype="float64")
+    return (
+        np.ascontiguousarray(spread),
+        np.ascontiguousarray(qvol),
+        np.ascontiguousarray(day),
+    )
 
 
 def may_fund(settings: ExecutionSettings, funding: pd.Series | None = None) -> bool:
@@ -78,7 +136,8 @@ def market_matrix(
     *,
     lean: bool = False,
 ) -> tuple[np.ndarray, ...]:
-    """Bars as the kernel's tuple of float64 arrays (open, high, low, close, vol, funding).
+    """Bars as the kernel's tuple of float64 arrays (open, high, low, close, vol, funding,
+    half-spread, quote volume, day number).
 
     Price columns are used in place when they already are contiguous float64 (no copy).
     ``lean``: the volatility and funding columns are empty when the settings never read
@@ -97,7 +156,7 @@ def market_matrix(
         rates = np.zeros(0)
     else:
         rates = funding_per_bar(data.index, settings, funding)
-    return (*cols, np.ascontiguousarray(vol), rates)
+    return (*cols, np.ascontiguousarray(vol), rates, *cost_columns(data, settings, lean))
 
 
 def params(
@@ -133,7 +192,24 @@ def params(
         p[slot] = math.nan if frac is None else float(frac)
     p[k.P_CLOSE_END] = 1.0 if settings.close_at_end else 0.0
     p[k.P_RECORD] = 1.0 if record else 0.0
+    p[k.P_TIME_STOP] = math.nan if settings.time_stop_bars is None else settings.time_stop_bars
+    ladder = settings.ladder or ()
+    p[k.P_LAD_N] = len(ladder)
+    p[k.P_LAD_FULL] = 1.0 if ladder and sum(f for _, f in ladder) >= 1 - 1e-9 else 0.0
+    p[k.P_BREAKEVEN] = 1.0 if settings.ladder_breakeven else 0.0
+    for j, (gain, frac) in enumerate(ladder):
+        p[k.P_LAD + 2 * j] = gain
+        p[k.P_LAD + 2 * j + 1] = frac
+    p[k.P_COST] = float(COST_MODELS.index(settings.cost_model))
+    if settings.cost_model == "spread":
+        p[k.P_SLIP] = 0.0  # the half-spread stands in for the fixed slippage
+    p[k.P_IMPACT_K] = settings.impact_k / 1e4
+    tiers = settings.fee_tiers or ()
+    p[k.P_TIER_N] = len(tiers)
+    for j, (floor, taker, maker) in enumerate(tiers):
+        p[k.P_TIERS + 3 * j : k.P_TIERS + 3 * j + 3] = (floor, taker / 1e4, maker / 1e4)
     stops = (settings.stop_loss, settings.take_profit, settings.trailing_stop)
-    p[k.P_EXITS] = 1.0 if settings.leverage > 1 or any(x is not None for x in stops) else 0.0
+    exits = any(x is not None for x in stops) or settings.ladder or settings.time_stop_bars
+    p[k.P_EXITS] = 1.0 if settings.leverage > 1 or exits else 0.0
     p[k.P_FUNDED] = 1.0 if funded and market[k.M_FUNDING].any() else 0.0
     return p

@@ -31,6 +31,7 @@ FILL_REASONS: tuple[str, ...] = (
     "limit",
     "stop",
     "end",
+    "time_stop",
 )
 
 

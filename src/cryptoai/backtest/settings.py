@@ -14,6 +14,10 @@ from cryptoai.errors import BadInputError
 
 FILL_AT = ("open", "close")
 SIZING = ("all_in", "fixed_fraction", "fixed_notional", "vol_target")
+#: Cost models (docs/backtest_assumptions.md, "Costs"): one is chosen per run.
+COST_MODELS = ("fixed", "maker_taker", "tiered", "spread", "impact")
+MAX_LADDER = 8  # take-profit levels of a ladder
+MAX_TIERS = 8  # fee tiers
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,17 @@ class ExecutionSettings:
     price (trailing: of the best price since entry); ``None`` turns them off.
     ``funding_rate`` is the perpetual funding rate per 8 hours, paid by longs to shorts
     when positive and accrued every bar in proportion to the bar length.
+
+    ``maker_fee_bps`` is the fee of fills that rest in the book (limit orders and
+    take-profits, which fill at their own price); ``fee_bps`` is the taker fee of every
+    other fill. ``time_stop_bars`` closes a position at the open of the bar that many bars
+    after its entry bar. ``ladder`` is a list of ``(gain, fraction)`` take-profit levels,
+    each closing ``fraction`` of the position's full size at ``gain`` beyond the entry
+    price; ``ladder_breakeven`` moves the stop to the entry price after the first level.
+    ``cost_model`` picks how fees and slippage are charged: ``fixed`` (default), ``maker_taker``,
+    ``tiered`` (``fee_tiers``: ``(min 30-day traded notional, taker bps, maker bps)`` rows),
+    ``spread`` (half of a ``spread`` data column, or of ``spread_bps``, per side) or
+    ``impact`` (``impact_k`` bps x sqrt(order notional / bar quote volume)).
     """
 
     initial_cash: float = 10_000.0
@@ -47,8 +62,26 @@ class ExecutionSettings:
     take_profit: float | None = None
     trailing_stop: float | None = None
     close_at_end: bool = True
+    time_stop_bars: int | None = None
+    ladder: tuple[tuple[float, float], ...] | None = None
+    ladder_breakeven: bool = False
+    cost_model: str = "fixed"
+    fee_tiers: tuple[tuple[float, float, float], ...] | None = None
+    spread_bps: float | None = None
+    impact_k: float = 10.0
 
     def __post_init__(self) -> None:
+        # lists from YAML/JSON become tuples (the settings stay hashable and immutable)
+        for name in ("ladder", "fee_tiers"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                try:
+                    rows = tuple(tuple(float(x) for x in row) for row in value)
+                except (TypeError, ValueError):
+                    raise BadInputError(
+                        f"execution setting {name}={value!r}: give a list of lists of numbers"
+                    ) from None
+                object.__setattr__(self, name, rows)
         _check(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +156,8 @@ def _check(s: ExecutionSettings) -> None:
             f"maintenance_margin={s.maintenance_margin} is not below the initial margin 1/leverage="
             f"{1 / s.leverage:.4g}: lower the leverage or the maintenance margin"
         )
+    _check_exits(s)
+    _check_costs(s)
     for name in ("stop_loss", "take_profit", "trailing_stop"):
         value = getattr(s, name)
         if value is not None:
@@ -131,3 +166,58 @@ def _check(s: ExecutionSettings) -> None:
                 raise BadInputError(
                     f"{name}={value} is a fraction of the entry price: use 0 < x < 1"
                 )
+
+
+def _check_exits(s: ExecutionSettings) -> None:
+    t = s.time_stop_bars
+    if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+        raise BadInputError(f"time_stop_bars={t!r}: use a whole number of bars >= 1 (or null)")
+    if s.ladder is None:
+        return
+    rows = s.ladder
+    if not rows or len(rows) > MAX_LADDER or any(len(r) != 2 for r in rows):
+        raise BadInputError(
+            f"ladder={rows!r}: give 1 to {MAX_LADDER} [gain, fraction] pairs, e.g."
+            " [[0.02, 0.5], [0.05, 0.5]]"
+        )
+    gains = [g for g, _ in rows]
+    if any(not (math.isfinite(g) and g > 0) for g in gains) or gains != sorted(set(gains)):
+        raise BadInputError(f"ladder gains {gains}: use increasing positive fractions of entry")
+    fracs = [f for _, f in rows]
+    if any(not (math.isfinite(f) and 0 < f <= 1) for f in fracs) or sum(fracs) > 1 + 1e-9:
+        raise BadInputError(
+            f"ladder fractions {fracs}: each in (0, 1] and together at most 1 (of the position)"
+        )
+    if s.take_profit is not None:
+        raise BadInputError("take_profit and ladder are both set: use one of them")
+
+
+def _check_costs(s: ExecutionSettings) -> None:
+    if s.cost_model not in COST_MODELS:
+        raise BadInputError(
+            f"cost_model={s.cost_model!r} is not valid: use one of {', '.join(COST_MODELS)}"
+        )
+    _finite("impact_k", s.impact_k, 0.0)
+    if s.spread_bps is not None:
+        _finite("spread_bps", s.spread_bps, 0.0)
+        if s.spread_bps >= 10_000:
+            raise BadInputError("spread_bps is in basis points and must be below 10000")
+    if s.cost_model == "tiered":
+        rows = s.fee_tiers
+        if not rows or len(rows) > MAX_TIERS or any(len(r) != 3 for r in rows):
+            raise BadInputError(
+                f"cost_model=tiered needs fee_tiers: 1 to {MAX_TIERS} rows [min 30-day traded"
+                " notional, taker bps, maker bps], e.g. [[0, 10, 2], [1000000, 8, 1.6]]"
+            )
+        floors = [r[0] for r in rows]
+        if floors[0] != 0 or floors != sorted(set(floors)):
+            raise BadInputError(
+                f"fee_tiers volume floors {floors}: start at 0 and increase strictly"
+            )
+        for _, taker, maker in rows:
+            _finite("fee_tiers taker bps", taker, 0.0)
+            _finite("fee_tiers maker bps", maker, 0.0)
+            if taker >= 10_000 or maker >= 10_000:
+                raise BadInputError("fee_tiers are in basis points and must be below 10000")
+    elif s.fee_tiers is not None:
+        raise BadInputError("fee_tiers are read only by cost_model=tiered: set it or drop them")

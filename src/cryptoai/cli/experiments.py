@@ -10,6 +10,7 @@ import typer
 DEFAULT_STUDY = "cryptoai-experiments"
 # Columns of `cryptoai report`, when present; metrics follow.
 _REPORT_COLUMNS = ["run_id", "run_name", "status", "smoke", "start_time", "experiment_id", "model"]
+# Headline metric names of experiment runs (see cryptoai.research.experiments.HEADLINE_METRICS).
 _REPORT_METRICS = [
     "model.balanced_accuracy",
     "model.roc_auc",
@@ -49,8 +50,11 @@ def run(
 
     from cryptoai.research.experiments import results_message, run_batch
 
-    if logging.getLogger().level > logging.DEBUG:  # papermill's per-notebook lines, unless -v
-        logging.getLogger("papermill").setLevel(logging.WARNING)
+    if logging.getLogger().level > logging.DEBUG:  # unless -v: routine lines of the libraries
+        # papermill's per-notebook lines; MLflow's "Creating initial MLflow database tables"
+        # on a new store and "Validating input example against model signature" per model.
+        for name in ("papermill", "mlflow.store.db.utils", "mlflow.pyfunc", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     results = run_batch(
         configs,

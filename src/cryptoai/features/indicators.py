@@ -139,6 +139,53 @@ def rolling_mean_std(
     return mean, std
 
 
+@_jit
+def _rolling_extreme_into(x, window, min_periods, want_max, out):  # pragma: no cover
+    """Rolling max (or min) of the non-NaN values in the last ``window`` bars, as pandas'
+    ``rolling(window, min_periods).max()``: a monotonic queue of bar positions, so each bar
+    enters and leaves it once."""
+    n = x.shape[0]
+    queue = np.empty(n, dtype=np.int64)
+    head = 0
+    tail = 0
+    nobs = 0
+    for i in range(n):
+        v = x[i]
+        if i >= window:
+            old = x[i - window]
+            if old == old:
+                nobs -= 1
+            if head < tail and queue[head] <= i - window:
+                head += 1
+        if v == v:
+            nobs += 1
+            if want_max:
+                while head < tail and x[queue[tail - 1]] <= v:
+                    tail -= 1
+            else:
+                while head < tail and x[queue[tail - 1]] >= v:
+                    tail -= 1
+            queue[tail] = i
+            tail += 1
+        out[i] = x[queue[head]] if (nobs >= min_periods and nobs > 0) else np.nan
+
+
+def rolling_max(x: pd.Series | np.ndarray, window: int, min_periods: int | None = None):
+    """Rolling maximum over ``window`` bars (NaNs skipped), NaN until ``min_periods`` values."""
+    v = _values(x)
+    out = np.empty(v.shape[0])
+    _rolling_extreme_into(v, window, window if min_periods is None else min_periods, True, out)
+    return out
+
+
+def rolling_min(x: pd.Series | np.ndarray, window: int, min_periods: int | None = None):
+    """Rolling minimum over ``window`` bars (NaNs skipped), NaN until ``min_periods`` values."""
+    v = _values(x)
+    out = np.empty(v.shape[0])
+    _rolling_extreme_into(v, window, window if min_periods is None else min_periods, False, out)
+    return out
+
+
 # --- exponential smoothing ----------------------------------------------------------------
 
 
@@ -352,3 +399,26 @@ def obv(close: pd.Series, volume: pd.Series) -> pd.Series:
     out = np.empty(c.shape[0])
     _obv_kernel(c, _values(volume), out)
     return _series(out, close, "obv")
+
+
+def ichimoku(
+    high: pd.Series, low: pd.Series, window1: int = 9, window2: int = 26, window3: int = 52
+) -> pd.DataFrame:
+    """Ichimoku lines as known at each bar's close: columns conv, base, a, b.
+
+    Conversion line (tenkan-sen) and base line (kijun-sen) are the midpoints of the
+    ``window1`` / ``window2``-bar high-low range; leading span A is their mean and span B the
+    ``window3``-bar midpoint. Equal to ``ta.trend.IchimokuIndicator(visual=False)`` (span B
+    after its ``window3`` warm-up, where `ta` uses partial windows and this gives NaN). Charts
+    draw the spans ``window2`` bars ahead; here each value stays at the bar it was computed
+    on, so nothing is shifted into the past. The lagging span (chikou, the close drawn
+    ``window2`` bars back) is left out: placed at bar t it is the close of bar t + window2.
+    """
+    h, lo = _values(high), _values(low)
+    hi1, lo1 = rolling_max(h, window1), rolling_min(lo, window1)
+    hi2, lo2 = rolling_max(h, window2), rolling_min(lo, window2)
+    hi3, lo3 = rolling_max(h, window3), rolling_min(lo, window3)
+    conv = 0.5 * (hi1 + lo1)
+    base = 0.5 * (hi2 + lo2)
+    cols = {"conv": conv, "base": base, "a": 0.5 * (conv + base), "b": 0.5 * (hi3 + lo3)}
+    return _frame(cols, high)

@@ -14,6 +14,9 @@ macd               fast=12, slow=26, signal=9, macd_12_26_9, macd_signal_12_26_9
 bollinger          window=20, dev=2            bb_mavg_20_2, bb_hband_20_2, bb_lband_20_2,
                                                bb_pband_20_2 (%B), bb_wband_20_2 (width, %)
 atr                window=14, relative=False   atr_14 | atr_14_rel (atr / close)
+ichimoku           window1=9, window2=26,      ichimoku_conv_9, ichimoku_base_26,
+                   window3=52, relative=False  ichimoku_a_9_26, ichimoku_b_26_52
+                                               (``_rel``: close / line - 1); no chikou
 obv                -                           obv
 returns            period=1                    ret_1 (simple return)
 log_returns        period=1                    ret_log_1
@@ -23,6 +26,12 @@ volume_zscore      window=20                   volume_z_20
 amihud             window=20                   amihud_20 (|return| per quote volume)
 taker_imbalance    window=20                   taker_imb_20 (needs column taker_buy_base)
 =================  ==========================  ==================================================
+
+Ichimoku gives the lines as known at bar t (`ta`'s ``visual=False``): charts draw the
+leading spans ``window2`` bars ahead, and the values here stay at the bar that computed them.
+Span B's name carries ``window2`` too, the displacement it is drawn with. The lagging span
+(chikou: the close drawn ``window2`` bars back) is not offered: at bar t it would be the close
+of bar t + window2, a lookahead.
 
 A feature whose input column is missing from the data (``taker_imbalance`` without
 ``taker_buy_base``) raises a BadInputError rather than being skipped, so a model never
@@ -92,6 +101,13 @@ class MACDParams(Params):
 class BollingerParams(Params):
     window: int = Field(20, ge=2)
     dev: float = Field(2.0, gt=0)
+
+
+class IchimokuParams(Params):
+    window1: int = Field(9, ge=1)
+    window2: int = Field(26, ge=1)
+    window3: int = Field(52, ge=1)
+    relative: bool = False
 
 
 class Period(Params):
@@ -167,6 +183,19 @@ def _atr(df: pd.DataFrame, p: ATRParams) -> list[np.ndarray]:
     return [_rel(values, _col(df, "close"), False) if p.relative else values]
 
 
+def _ichimoku_columns(p: IchimokuParams) -> list[str]:
+    rel = "_rel" if p.relative else ""
+    w1, w2, w3 = p.window1, p.window2, p.window3
+    names = [f"conv_{w1}", f"base_{w2}", f"a_{w1}_{w2}", f"b_{w2}_{w3}"]
+    return [f"ichimoku_{n}{rel}" for n in names]
+
+
+def _ichimoku(df: pd.DataFrame, p: IchimokuParams) -> list[np.ndarray]:
+    out = indicators.ichimoku(df["high"], df["low"], p.window1, p.window2, p.window3)
+    cols = [out[c].to_numpy() for c in ("conv", "base", "a", "b")]
+    return [_rel(c, _col(df, "close"), True) for c in cols] if p.relative else cols
+
+
 _DEFS = [
     _smoothing("sma", indicators.sma),
     _smoothing("ema", indicators.ema),
@@ -185,6 +214,7 @@ _DEFS = [
         _atr,
         ("high", "low", "close"),
     ),
+    FeatureDef("ichimoku", IchimokuParams, _ichimoku_columns, _ichimoku, ("high", "low", "close")),
     FeatureDef(
         "obv",
         NoParams,

@@ -649,9 +649,13 @@ def _log_final_model(plan: _Planned, smoke: bool, root: Path) -> str:
     from cryptoai.tracking.registry import log_model
 
     cfg = plan.config
-    train_cfg = cfg.train_config(smoke).model_copy(
-        update={"data": _dataset_here(cfg, root), "features": str(_repo_path(cfg.features, root))}
+    here = cfg.model_copy(
+        update={
+            "dataset": _dataset_here(cfg, root),
+            "features": str(_repo_path(cfg.features, root)),
+        }
     )
+    train_cfg = here.train_config(smoke)  # smoke-sized after the paths are resolved
     started = time.perf_counter()
     log.info("%s: fitting the final %s model on every labelled bar", cfg.name, cfg.model.name)
     with tempfile.TemporaryDirectory(prefix="cryptoai-final-") as work:

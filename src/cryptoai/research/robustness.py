@@ -57,39 +57,86 @@ PREDICTIONS_FILE = "predictions.parquet"
 _PREDICTIONS_META = "predictions.json"
 
 
-def predictions_key(cfg: TrainConfig) -> str:
-    """A short hash of everything that determines out-of-sample predictions (data, features,
-    target, model, validation, seed, smoke), so stale predictions are never reused."""
+def prediction_inputs(cfg: TrainConfig, data: pd.DataFrame | None = None) -> dict[str, str]:
+    """Fingerprints of what determines out-of-sample predictions, in three parts.
+
+    ``config``: the config less its scratch fields (target, model, validation, seed, smoke,
+    where the data comes from). ``features``: the resolved feature spec (the config holds
+    only the spec file's path, and the file can be edited in place). ``data``: the candles
+    themselves (new or corrected candles in the same date range keep the config). ``data``
+    is the OHLCV frame the predictions were made from; without it, the candles the config
+    names are loaded as training loads them (``eda.training_candles``).
+    """
+    from cryptoai.features.spec import as_spec
+    from cryptoai.fingerprint import frame_fingerprint
+
     payload = cfg.model_dump(mode="json", exclude={"output_dir", "fit_final", "tracking"})
     text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    if data is None:
+        from cryptoai.research.eda import training_candles
+
+        data = training_candles(cfg)
+    return {
+        "config": hashlib.sha256(text.encode()).hexdigest()[:16],
+        "features": as_spec(cfg.features).fingerprint(),
+        "data": frame_fingerprint(data),
+    }
 
 
-def save_predictions(predictions: pd.DataFrame, cfg: TrainConfig, folder: str | Path) -> Path:
-    """Write out-of-sample predictions (``predictions.parquet``) and the key of the config
-    that made them, for the backtest and robustness notebooks to pick up."""
+def predictions_key(cfg: TrainConfig, data: pd.DataFrame | None = None) -> str:
+    """A short hash of everything that determines out-of-sample predictions (the config, the
+    feature spec's content and the candles: see ``prediction_inputs``), so stale predictions
+    are never reused."""
+    return _inputs_key(prediction_inputs(cfg, data))
+
+
+def _inputs_key(inputs: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(dict(inputs), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_predictions(
+    predictions: pd.DataFrame,
+    cfg: TrainConfig,
+    folder: str | Path,
+    data: pd.DataFrame | None = None,
+) -> Path:
+    """Write out-of-sample predictions (``predictions.parquet``) and the key of the config,
+    spec and data that made them, for the backtest and robustness notebooks to pick up.
+    ``data``: the candles they were made from (loaded from the config when not given)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / PREDICTIONS_FILE
     predictions.to_parquet(path)
-    meta = {"key": predictions_key(cfg), "model": cfg.model.name, "rows": len(predictions)}
+    inputs = prediction_inputs(cfg, data)
+    meta = {
+        "key": _inputs_key(inputs),
+        "inputs": inputs,
+        "model": cfg.model.name,
+        "rows": len(predictions),
+    }
     (folder / _PREDICTIONS_META).write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
-def load_predictions(cfg: TrainConfig, folder: str | Path) -> pd.DataFrame | None:
-    """Predictions saved by ``save_predictions`` for this very config, else ``None`` (absent,
-    or made by another config: the caller then trains the model itself)."""
+def load_predictions(
+    cfg: TrainConfig, folder: str | Path, data: pd.DataFrame | None = None
+) -> pd.DataFrame | None:
+    """Predictions saved by ``save_predictions`` for this very config, feature spec and data,
+    else ``None`` (absent, or made from anything else: the caller then trains the model
+    itself). ``data``: the candles to be traded (loaded from the config when not given)."""
     folder = Path(folder)
     path, meta_path = folder / PREDICTIONS_FILE, folder / _PREDICTIONS_META
     if not (path.is_file() and meta_path.is_file()):
         return None
     try:
-        key = json.loads(meta_path.read_text()).get("key")
+        meta = json.loads(meta_path.read_text())
+        key, saved = meta.get("key"), meta.get("inputs") or {}
     except (json.JSONDecodeError, AttributeError):
-        key = None
-    if key != predictions_key(cfg):
-        log.warning("%s was made by another config: not used", path)
+        key, saved = None, {}
+    inputs = prediction_inputs(cfg, data)
+    if key != _inputs_key(inputs):
+        changed = [k for k in inputs if saved.get(k) != inputs[k]] or ["key"]
+        log.warning("%s was made from another %s: not used", path, " and ".join(changed))
         return None
     return pd.read_parquet(path)
 

@@ -243,7 +243,6 @@ def _coerce(strategy: str, key: str, value: Any, default: Any) -> Any:
     return parsed
 
 
-
 def _parse(kind: str, value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()

@@ -1,0 +1,263 @@
+"""Optimization configs (``configs/optimize/NAME.yaml``): what to search, on which data, how.
+
+Everything that can be wrong with a config is found here, before any data is loaded: an
+unknown strategy or parameter, an empty space, a constraint that does not parse, names
+something outside the space or that no combination satisfies, an unknown metric, a bad
+method. Errors are one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cryptoai.config import load_config, validate_config
+from cryptoai.errors import BadInputError, ConfigError
+from cryptoai.modeling.training import DataConfig
+from cryptoai.optimize.space import (
+    Constraint,
+    Dimension,
+    check_satisfiable,
+    make_dimension,
+    parse_constraint,
+)
+
+__all__ = ["OptimizeConfig", "ObjectiveSpec", "WalkForwardSpec", "load_optimize_config"]
+
+METHODS = ("grid", "random", "optuna", "walk_forward")
+SAMPLERS = ("tpe", "cmaes", "random")
+#: Metrics where smaller is better unless the config says otherwise.
+MINIMIZE_BY_DEFAULT = frozenset(
+    {
+        "volatility",
+        "max_drawdown_bars",
+        "max_drawdown_days",
+        "fees_paid",
+        "turnover",
+        "funding_paid",
+    }
+)
+SMOKE_BARS = 1500
+SMOKE_TRIALS = 8
+SMOKE_GRID_POINTS = 3
+_SLUG = re.compile(r"^[a-z0-9_-]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ObjectiveSpec(_Strict):
+    """The metric to optimize (a key of ``compute_metrics``) and its direction."""
+
+    metric: str = "sharpe"
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @model_validator(mode="after")
+    def _default_direction(self) -> ObjectiveSpec:
+        if self.direction is None:
+            self.direction = "minimize" if self.metric in MINIMIZE_BY_DEFAULT else "maximize"
+        return self
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+
+class WalkForwardSpec(_Strict):
+    """Windows of walk-forward optimization: ``n_splits`` test windows of ``test_size`` bars
+    at the end of the data, each preceded by its in-sample window (all bars before it when
+    ``anchored``, else the last ``train_size``); ``inner`` searches each in-sample window."""
+
+    n_splits: int = Field(5, ge=1)
+    test_size: int | None = Field(None, ge=2)
+    train_size: int | None = Field(None, ge=2)
+    anchored: bool = True
+    inner: Literal["grid", "random"] = "grid"
+
+
+class OptimizeConfig(_Strict):
+    """One optimization: a strategy, a search space, a method and an objective."""
+
+    name: str
+    data: DataConfig = Field(default_factory=DataConfig)
+    strategy: str
+    params: dict[str, Any] = {}
+    space: dict[str, Any]
+    constraints: list[str] = []
+    method: Literal["grid", "random", "optuna", "walk_forward"] = "grid"
+    n_trials: int = Field(100, ge=1)
+    sampler: Literal["tpe", "cmaes", "random"] = "tpe"
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    min_trades: int = Field(1, ge=0)
+    backtest: dict[str, Any] = {}
+    walk_forward: WalkForwardSpec = Field(default_factory=WalkForwardSpec)
+    seed: int = 42
+    experiment: str = Field("cryptoai-optimize", min_length=1)
+    owner: str | None = None
+    notes: str = ""
+    smoke: bool = False
+    plugins: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError(
+                f"{value!r} is not a slug: use lowercase letters, digits, '-' and '_' only"
+                " (it names the folder reports/NAME_YYYYMMDD/)"
+            )
+        return value
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective_text(cls, value: Any) -> Any:
+        return {"metric": value} if isinstance(value, str) else value
+
+    @field_validator("method", "sampler", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    # -- resolved parts (computed once the config is checked) ---------------------------
+
+    @cached_property
+    def dimensions(self) -> list[Dimension]:
+        from cryptoai.strategies.registry import get_strategy
+
+        defaults = get_strategy(self.strategy).params
+        return [make_dimension(k, v, defaults.get(k)) for k, v in self.space.items()]
+
+    @cached_property
+    def parsed_constraints(self) -> list[Constraint]:
+        names = list(self.space)
+        return [
+            parse_constraint(text, names, where=f"constraints.{i}")
+            for i, text in enumerate(self.constraints)
+        ]
+
+    def settings(self):
+        """The execution settings every trial uses (costs on unless zeroed explicitly)."""
+        from cryptoai.backtest.settings import make_settings
+
+        return make_settings(dict(self.backtest))
+
+
+def check_config(cfg: OptimizeConfig) -> OptimizeConfig:
+    """Semantic checks beyond the schema; raises BadInputError ``"FIELD: reason"``."""
+    from cryptoai.backtest.metrics import METRIC_NAMES
+    from cryptoai.strategies.registry import get_strategy
+
+    try:
+        cls = get_strategy(cfg.strategy)
+    except BadInputError as exc:
+        raise BadInputError(f"strategy: {exc}") from None
+    if cfg.objective.metric not in METRIC_NAMES:
+        raise BadInputError(
+            f"objective.metric: unknown metric {cfg.objective.metric!r}: use one of"
+            f" {', '.join(METRIC_NAMES)}"
+        )
+    if not cfg.space:
+        raise BadInputError(
+            "space: the search space is empty: give at least one parameter, e.g. fast: [5, 10]"
+        )
+    valid = ", ".join(sorted(cls.params)) or "(none)"
+    for section, names in (("space", cfg.space), ("params", cfg.params)):
+        unknown = sorted(set(names) - set(cls.params))
+        if unknown:
+            raise BadInputError(
+                f"{section}.{unknown[0]}: strategy {cls.name} has no parameter"
+                f" {', '.join(unknown)}: valid parameters are {valid}"
+            )
+    both = sorted(set(cfg.space) & set(cfg.params))
+    if both:
+        raise BadInputError(
+            f"params.{both[0]}: {', '.join(both)} is both searched and fixed: drop it from one"
+        )
+    try:
+        cls.resolve_params(dict(cfg.params))
+    except BadInputError as exc:
+        raise BadInputError(f"params: {exc}") from None
+    dims = cfg.dimensions
+    for dim in dims:
+        if not dim.is_range:
+            for value in dim.values:
+                try:
+                    cls.resolve_params({dim.name: value})
+                except BadInputError as exc:
+                    raise BadInputError(f"space.{dim.name}: {exc}") from None
+    if cfg.method == "grid" or (cfg.method == "walk_forward" and cfg.walk_forward.inner == "grid"):
+        for dim in dims:
+            if not dim.finite:
+                dim.grid()  # raises: a grid needs finite dimensions
+    if cfg.method == "walk_forward" and not cls.has_signals():
+        raise BadInputError(
+            f"method: walk_forward trades each window from the strategy's signals, and"
+            f" {cls.name} has none: use grid, random or optuna"
+        )
+    if cfg.method == "optuna" and cfg.sampler == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise BadInputError(
+                "sampler: cmaes needs the cmaes package: pip install cmaes, or use tpe"
+            ) from None
+    check_satisfiable(dims, cfg.parsed_constraints, seed=cfg.seed)
+    try:
+        cfg.settings()
+    except BadInputError as exc:
+        raise BadInputError(f"backtest: {exc}") from None
+    return cfg
+
+
+def smoke_config(cfg: OptimizeConfig) -> OptimizeConfig:
+    """The same search, shrunk to run in seconds: at most three points per grid dimension
+    (the ends and the middle), a few random/optuna trials, two walk-forward windows; the
+    data is cut to the last ``SMOKE_BARS`` bars when it is loaded."""
+    data = cfg.model_dump()
+    data["smoke"] = True
+    data["n_trials"] = min(cfg.n_trials, SMOKE_TRIALS)
+    space = {}
+    for dim in cfg.dimensions:
+        if dim.finite:
+            points = dim.grid()
+            if len(points) > SMOKE_GRID_POINTS:
+                points = [points[0], points[len(points) // 2], points[-1]]
+            space[dim.name] = points
+        else:
+            space[dim.name] = dim.describe()
+    data["space"] = space
+    wf = data["walk_forward"]
+    wf["n_splits"] = min(cfg.walk_forward.n_splits, 2)
+    wf["test_size"] = min(cfg.walk_forward.test_size or SMOKE_BARS, SMOKE_BARS // 5)
+    if wf["train_size"] is not None:
+        wf["train_size"] = min(wf["train_size"], SMOKE_BARS // 2)
+    return check_config(OptimizeConfig.model_validate(data))
+
+
+def load_optimize_config(path: str | Path) -> OptimizeConfig:
+    """Read, validate and check a config file; errors name the file and the field."""
+    return _checked(load_config(path, OptimizeConfig), str(path))
+
+
+def resolve_config(config: str | Path | dict | OptimizeConfig) -> tuple[OptimizeConfig, str]:
+    """A checked config and where it came from (a path, ``<dict>`` or ``<NAME>``)."""
+    if isinstance(config, OptimizeConfig):
+        return _checked(config, f"<{config.name}>"), f"<{config.name}>"
+    if isinstance(config, dict):
+        return _checked(validate_config(config, OptimizeConfig, "<dict>"), "<dict>"), "<dict>"
+    return load_optimize_config(config), str(config)
+
+
+def _checked(cfg: OptimizeConfig, source: str) -> OptimizeConfig:
+    try:
+        return check_config(cfg)
+    except BadInputError as exc:
+        field, sep, reason = str(exc).partition(": ")
+        if not sep or " " in field:
+            raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{source}: field '{field}': {reason}") from None

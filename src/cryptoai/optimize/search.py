@@ -1,0 +1,383 @@
+"""Parameter search: grid, random (seeded) and Optuna (TPE, CMA-ES, random samplers).
+
+Grid and random searches list their parameter sets up front (combinations that break a
+constraint are dropped before anything runs) and split them across worker processes in
+order, so N workers give the same trials as one. Optuna searches run on a storage
+(SQLite by default, PostgreSQL for many machines): every process given the same storage
+and study shares the trials, and a study that was interrupted resumes up to ``n_trials``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryptoai.errors import BadInputError
+from cryptoai.optimize.space import Constraint, Dimension, grid_points, satisfies
+from cryptoai.optimize.trials import SKIPPED, Trial, TrialRunner, run_chunk
+
+log = logging.getLogger(__name__)
+
+STORAGE_ENV = "CRYPTOAI_OPTUNA_STORAGE"
+#: Draws per wanted trial before a random search gives up finding new valid combinations.
+RANDOM_DRAWS_PER_TRIAL = 50
+
+
+@dataclass
+class SearchOutcome:
+    """Trials that ran (complete or failed), how many sets were skipped, and what ran now."""
+
+    trials: list[Trial]
+    n_skipped: int
+    n_new: int
+    study: str | None = None
+    storage: str | None = None
+    importance: dict[str, float] | None = None
+
+
+# --------------------------------------------------------------------------- grid / random
+
+
+def grid_candidates(
+    dims: Sequence[Dimension], constraints: Sequence[Constraint]
+) -> tuple[list[dict[str, Any]], int]:
+    """Every grid point that satisfies the constraints, in grid order, and how many did not."""
+    points = grid_points(dims)
+    kept = [p for p in points if satisfies(p, constraints)]
+    return kept, len(points) - len(kept)
+
+
+def random_candidates(
+    dims: Sequence[Dimension], constraints: Sequence[Constraint], n_trials: int, seed: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Up to ``n_trials`` distinct valid parameter sets drawn with ``seed`` (all of them when
+    the space has fewer)."""
+    rng = np.random.default_rng(seed)
+    seen: set[str] = set()
+    kept: list[dict[str, Any]] = []
+    rejected = 0
+    for _ in range(n_trials * RANDOM_DRAWS_PER_TRIAL):
+        if len(kept) >= n_trials:
+            break
+        params = {d.name: d.sample(rng) for d in dims}
+        key = json.dumps(params, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        if satisfies(params, constraints):
+            kept.append(params)
+        else:
+            rejected += 1
+    if len(kept) < n_trials:
+        log.info("random search: the space holds only %d valid distinct sets", len(kept))
+    return kept, rejected
+
+
+def run_candidates(
+    runner: TrialRunner, candidates: list[dict[str, Any]], workers: int = 1
+) -> tuple[list[Trial], int]:
+    """Run the candidates (in ``workers`` processes, contiguous shares, results in order);
+    sets the strategy itself rejects are dropped and counted as skipped."""
+    items = list(enumerate(candidates))
+    workers = max(1, min(int(workers), len(items)))
+    if workers == 1:
+        ran = run_chunk(runner, items)
+    else:
+        bounds = np.linspace(0, len(items), workers + 1).astype(int)
+        shares = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        with _pool(workers) as pool:
+            ran = [t for part in pool.starmap(run_chunk, [(runner, s) for s in shares]) for t in part]
+    kept = [t for t in ran if t.state != SKIPPED]
+    if len(kept) < len(ran):
+        first = next(t for t in ran if t.state == SKIPPED)
+        log.warning(
+            "%d parameter set(s) rejected by the strategy, e.g. %s", len(ran) - len(kept), first.reason
+        )
+    for number, trial in enumerate(kept):  # numbers count the trials that ran
+        trial.number = number
+    return kept, len(ran) - len(kept)
+
+
+def _context() -> mp.context.BaseContext:
+    """fork where available: workers inherit the registered strategies (plugins included)."""
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
+@contextlib.contextmanager
+def _pool(workers: int):
+    pool = _context().Pool(workers)
+    try:
+        yield pool
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# --------------------------------------------------------------------------- optuna
+
+
+def default_storage() -> str:
+    """``CRYPTOAI_OPTUNA_STORAGE`` when set, else ``optuna.db`` (SQLite) at the repo root."""
+    env = os.environ.get(STORAGE_ENV, "").strip()
+    if env:
+        return env
+    from cryptoai.paths import repo_root
+
+    return f"sqlite:///{(repo_root() / 'optuna.db').as_posix()}"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    rest = url[len("sqlite:///") :].split("?", 1)[0]
+    return None if rest in ("", ":memory:") else Path(rest)
+
+
+def open_storage(url: str):
+    """An Optuna RDB storage, its tables created once even when workers start together.
+
+    On a new SQLite file two processes creating the schema at once race on
+    ``alembic_version``; creation happens under a file lock beside the database, and a
+    process that still loses the race (another machine) retries once.
+    """
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    kwargs: dict[str, Any] = {}
+    db = _sqlite_file(url)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+
+    def create():
+        return optuna.storages.RDBStorage(url, **kwargs)
+
+    lock = contextlib.nullcontext()
+    if db is not None:
+        from filelock import FileLock
+
+        lock = FileLock(str(db) + ".lock", timeout=120)
+    try:
+        with lock:
+            try:
+                return create()
+            except (IntegrityError, OperationalError) as exc:
+                if "alembic_version" not in str(exc) and "already exists" not in str(exc):
+                    raise
+                log.info("optuna storage created by another process meanwhile; retrying once")
+                return create()
+    except (IntegrityError, OperationalError) as exc:
+        raise BadInputError(
+            f"cannot open the Optuna storage {_redact(url)}: {type(exc).__name__}: {exc.orig}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a bad URL or an unreachable server
+        if isinstance(exc, BadInputError):
+            raise
+        raise BadInputError(
+            f"cannot open the Optuna storage {_redact(url)}: {type(exc).__name__}: {exc};"
+            " check --storage or CRYPTOAI_OPTUNA_STORAGE"
+        ) from None
+
+
+def _redact(url: str) -> str:
+    """The URL without a password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _sampler(name: str, seed: int):
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _suggest(trial, dim: Dimension) -> Any:
+    if not dim.is_range:
+        return trial.suggest_categorical(dim.name, list(dim.values))
+    if dim.kind == "int":
+        return trial.suggest_int(
+            dim.name, int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log
+        )
+    return trial.suggest_float(dim.name, dim.low, dim.high, step=dim.step, log=dim.log)
+
+
+@dataclass(frozen=True)
+class OptunaJob:
+    """One optuna worker's instructions (picklable)."""
+
+    runner: TrialRunner
+    dims: tuple[Dimension, ...]
+    constraints: tuple[Constraint, ...]
+    storage: str
+    study: str
+    sampler: str
+    seed: int
+    n_trials: int  # the study's target total
+    quota: int  # this worker's share
+
+    def objective(self, trial) -> float:
+        import optuna
+
+        params = {d.name: _suggest(trial, d) for d in self.dims}
+        if not satisfies(params, self.constraints):
+            trial.set_user_attr("skipped", "breaks a constraint")
+            raise optuna.TrialPruned("breaks a constraint")
+        result = self.runner.run(trial.number, params)
+        trial.set_user_attr("worker", os.getpid())
+        trial.set_user_attr("state", result.state)
+        if result.state == SKIPPED:
+            trial.set_user_attr("skipped", result.reason)
+            raise optuna.TrialPruned(result.reason)
+        if result.value is None:
+            trial.set_user_attr("reason", result.reason)
+            return float("nan")  # optuna records the trial as FAIL
+        return result.value
+
+
+def run_optuna_worker(job: OptunaJob) -> int:
+    """Run up to ``job.quota`` trials (stopping early when the study reached its total)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(
+        study_name=job.study,
+        storage=open_storage(job.storage),
+        sampler=_sampler(job.sampler, job.seed),
+    )
+    finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+    study.optimize(
+        job.objective,
+        n_trials=job.quota,
+        callbacks=[optuna.study.MaxTrialsCallback(job.n_trials, states=finished)],
+        gc_after_trial=False,
+    )
+    return job.quota
+
+
+def study_signature(runner: TrialRunner, dims: Sequence[Dimension], extra: dict) -> dict:
+    """What must match for trials of an existing study to be comparable with this search."""
+    from cryptoai.fingerprint import frame_fingerprint
+
+    return {
+        "data_fingerprint": frame_fingerprint(runner.data),
+        "strategy": runner.strategy,
+        "space": {d.name: d.describe() for d in dims},
+        **extra,
+    }
+
+
+def run_optuna(
+    runner: TrialRunner,
+    dims: Sequence[Dimension],
+    constraints: Sequence[Constraint],
+    *,
+    storage: str | None,
+    study: str,
+    sampler: str,
+    seed: int,
+    n_trials: int,
+    direction: str,
+    workers: int = 1,
+    signature: dict | None = None,
+) -> SearchOutcome:
+    """Bring study ``study`` up to ``n_trials`` finished trials, in ``workers`` processes."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url = storage or default_storage()
+    store = open_storage(url)
+    try:
+        obj = optuna.create_study(
+            study_name=study, storage=store, direction=direction, load_if_exists=True
+        )
+    except Exception as exc:  # noqa: BLE001 - e.g. a direction clash
+        raise BadInputError(f"cannot create or load study {study!r}: {exc}") from None
+    sig = json.loads(json.dumps(signature or {}, default=str))
+    old = obj.user_attrs.get("signature")
+    if old is None:
+        obj.set_user_attr("signature", sig)
+    elif old != sig:
+        changed = sorted(k for k in set(old) | set(sig) if old.get(k) != sig.get(k))
+        raise BadInputError(
+            f"study {study!r} in {_redact(url)} holds trials of a different search (changed:"
+            f" {', '.join(changed)}): pass --study NEW_NAME, or delete the study"
+        )
+    if obj.direction.name.lower() != direction:
+        raise BadInputError(
+            f"study {study!r} was created to {obj.direction.name.lower()}: pass --study NEW_NAME"
+        )
+    finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+    done = len(obj.get_trials(deepcopy=False, states=finished))
+    remaining = max(0, n_trials - done)
+    workers = max(1, min(int(workers), remaining or 1))
+    if remaining:
+        log.info("optuna study %s: %d trial(s) done, running %d more", study, done, remaining)
+        quotas = [remaining // workers + (i < remaining % workers) for i in range(workers)]
+        jobs = [
+            OptunaJob(
+                runner,
+                tuple(dims),
+                tuple(constraints),
+                url,
+                study,
+                sampler,
+                seed + i + done,  # resumed or parallel workers draw different sequences
+                n_trials,
+                q,
+            )
+            for i, q in enumerate(quotas)
+        ]
+        if workers == 1:
+            run_optuna_worker(jobs[0])
+        else:
+            store.engine.dispose()  # no pooled connection crosses the fork
+            with _pool(workers) as pool:
+                pool.map(run_optuna_worker, jobs)
+    else:
+        log.info("optuna study %s already has %d finished trial(s): nothing to run", study, done)
+    obj = optuna.load_study(study_name=study, storage=open_storage(url))
+    all_trials = obj.get_trials(deepcopy=False, states=finished)
+    n_new = len(all_trials) - done
+    trials: list[Trial] = []
+    skipped = 0
+    for ft in sorted(all_trials, key=lambda t: t.number):
+        if ft.state == TrialState.PRUNED:
+            skipped += 1
+            continue
+        if ft.state == TrialState.FAIL and "state" not in ft.user_attrs:
+            continue  # interrupted (or crashed) before it finished: not a result
+        trials.append(runner.run(ft.number, ft.params))  # re-run: metrics and returns here
+    importance = _importance(obj) if len(trials) >= 2 else None
+    return SearchOutcome(trials, skipped, n_new, study=study, storage=_redact(url), importance=importance)
+
+
+def _importance(study) -> dict[str, float] | None:
+    """Optuna's fANOVA importance of each parameter (None when it cannot be computed)."""
+    import optuna
+
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except Exception as exc:  # noqa: BLE001 - too few distinct trials, one-valued params
+        log.info("parameter importance unavailable: %s", exc)
+        return None
+    return {k: float(v) for k, v in values.items()}
