@@ -1,7 +1,7 @@
 """What every test gets: private MLflow and Optuna stores, no way out to the internet, the
 shared candle generator, and the ``slow`` marks that keep ``make test-fast`` fast.
 
-- Stores: each test runs with ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` and
+- Stores: each test runs with ``MLFLOW_TRACKING_URI`` (the model registry follows it) and
   ``CRYPTOAI_OPTUNA_STORAGE`` on SQLite files of its own, so no test writes the repo's
   ``mlflow.db`` / ``optuna.db`` or sees another test's runs.
 - Network: ``socket.connect`` to anything but loopback (or a Unix socket) raises
@@ -57,13 +57,15 @@ def _private_stores(
     root = tmp_path_factory.mktemp("stores")
     mlflow_uri = f"sqlite:///{(root / 'mlflow.db').as_posix()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", mlflow_uri)
+    # no MLFLOW_REGISTRY_URI: the registry follows the tracking URI, also when a test points
+    # that elsewhere (a registry URI left here would be a second store, migrated per test)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.setenv("CRYPTOAI_OPTUNA_STORAGE", f"sqlite:///{(root / 'optuna.db').as_posix()}")
     monkeypatch.delenv("CRYPTOAI_ARTIFACT_ROOT", raising=False)  # artifacts beside the db
     mlflow = sys.modules.get("mlflow")  # only when some test already imported it (slow import)
     if mlflow is not None:
         mlflow.set_tracking_uri(mlflow_uri)
-        mlflow.set_registry_uri(mlflow_uri)
+        mlflow.set_registry_uri(None)
     yield root
     mlflow = sys.modules.get("mlflow")
     if mlflow is not None:

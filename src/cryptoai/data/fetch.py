@@ -143,7 +143,7 @@ def fetch_to_store(
         bars_skipped=skipped,
         unconfirmed=unconfirmed,
     )
-    log.info("%s", report)
+    log.debug("%s", report)  # the caller shows it (the CLI prints it once)
     return report
 
 

@@ -3,6 +3,14 @@ score of a classifier, information coefficient and hit rate, and the stitched pr
 
 Kept apart from the splits so that scoring code (training, the runner, notebooks) reads one
 place and the fold arithmetic another.
+
+Walk-forward results are summarised fold by fold (``fold_scores``): a metric's plain name is
+its mean over folds, ``NAME_std`` the spread, and ``NAME_pooled`` the value on all test bars
+pooled. Pooling mixes folds whose models differ: a baseline that predicts a different
+constant in each fold has no skill in any fold (AUC 0.5), yet pooled its scores rank the
+folds against each other (e.g. AUC 0.46, IC -0.04), so a model compared with it pooled is
+compared with the wrong number. A model and its baseline are compared on per-fold means and
+on the per-fold paired differences (``paired_differences``: ``delta_NAME_mean``/``_std``).
 """
 
 from __future__ import annotations
@@ -220,11 +228,71 @@ def evaluate_predictions(
     return out
 
 
+#: Counts, summed over folds rather than averaged (the pooled value is the total).
+COUNTS = frozenset({"fold", "n_bars", "n_predicted"})
+
+
+def fold_scores(
+    frame: pd.DataFrame,
+    task: str,
+    forward_return: pd.Series | None,
+    n_folds: int,
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Metrics of each fold of a stitched walk-forward frame (``fold`` column), and their
+    summary: per metric ``NAME`` (the mean over folds), ``NAME_mean`` (the same number),
+    ``NAME_std`` and ``NAME_pooled`` (all test bars pooled); counts (``n_predicted``,
+    ``n_bars``) are totals. Compare models by the per-fold figures, not the pooled ones."""
+    per_fold = [
+        evaluate_predictions(frame[frame["fold"] == k], task, forward_return)
+        for k in range(n_folds)
+    ]
+    pooled = evaluate_predictions(frame, task, forward_return)
+    return per_fold, summarize_folds(per_fold, pooled)
+
+
+def summarize_folds(
+    per_fold: Sequence[dict[str, float]], pooled: dict[str, float] | None = None
+) -> dict[str, float]:
+    """``aggregate_metrics`` with the plain names set to the per-fold means, and the pooled
+    metrics (``pooled``, from ``evaluate_predictions`` on all folds) as ``NAME_pooled``."""
+    out = aggregate_metrics(per_fold)
+    for key in [k for k in out if k.endswith("_mean")]:
+        out[key.removesuffix("_mean")] = out[key]
+    for key, value in (pooled or {}).items():
+        if key in COUNTS:
+            out[key] = float(value)
+        else:
+            out[f"{key}_pooled"] = float(value)
+    return out
+
+
+def paired_differences(
+    per_fold: Sequence[dict[str, float]], baseline_per_fold: Sequence[dict[str, float]]
+) -> dict[str, float]:
+    """Model minus baseline, fold by fold: ``delta_NAME_mean`` and ``delta_NAME_std`` over
+    the folds where both are finite (positive is better for scores such as ``roc_auc``,
+    negative for losses such as ``log_loss``/``mse``), and ``delta_NAME_positive``, the share
+    of those folds where the difference is positive."""
+    if len(per_fold) != len(baseline_per_fold):
+        raise BadInputError(
+            f"{len(per_fold)} model folds against {len(baseline_per_fold)} baseline folds:"
+            " score both on the same splits"
+        )
+    keys = [k for k in (per_fold[0] if per_fold else {}) if k not in COUNTS]
+    out: dict[str, float] = {}
+    for k in keys:
+        model = np.array([f.get(k, np.nan) for f in per_fold], dtype=float)
+        base = np.array([f.get(k, np.nan) for f in baseline_per_fold], dtype=float)
+        diff = (model - base)[np.isfinite(model) & np.isfinite(base)]
+        out[f"delta_{k}_mean"] = float(diff.mean()) if diff.size else float("nan")
+        out[f"delta_{k}_std"] = float(diff.std(ddof=1)) if diff.size > 1 else float("nan")
+        out[f"delta_{k}_positive"] = float(np.mean(diff > 0)) if diff.size else float("nan")
+    return out
+
+
 def aggregate_metrics(per_fold: Sequence[dict[str, float]]) -> dict[str, float]:
     """Mean and standard deviation of each metric across folds (``NAME_mean``, ``NAME_std``)."""
-    keys = (
-        [k for k in per_fold[0] if k not in {"fold", "n_bars", "n_predicted"}] if per_fold else []
-    )
+    keys = [k for k in per_fold[0] if k not in COUNTS] if per_fold else []
     out: dict[str, float] = {}
     for k in keys:
         vals = np.array([f.get(k, np.nan) for f in per_fold], dtype=float)

@@ -179,11 +179,12 @@ class TrainResult:
         return self.predictions["score"]
 
     def summary(self, metrics: list[str] | None = None) -> pd.DataFrame:
-        """Metrics (rows) per fold, their mean, all test bars pooled, and the baseline pooled."""
+        """Metrics (rows) per fold, their mean, all test bars pooled, and the baseline's mean
+        over the same folds (compare the mean with the baseline, not the pooled column)."""
         names = metrics or [m for m in HEADLINE[self.task] if m in self.aggregate]
         cols = {f"fold {i}": [f.get(m, np.nan) for m in names] for i, f in enumerate(self.per_fold)}
         cols["mean"] = [self.aggregate.get(f"{m}_mean", np.nan) for m in names]
-        cols["all"] = [self.aggregate.get(m, np.nan) for m in names]
+        cols["all"] = [self.aggregate.get(f"{m}_pooled", np.nan) for m in names]
         cols["baseline"] = [self.baseline_aggregate.get(m, np.nan) for m in names]
         return pd.DataFrame(cols, index=pd.Index(names, name="metric"))
 
@@ -480,7 +481,7 @@ def _fit_and_evaluate(
     run_dir: Path,
     progress: bool,
 ) -> TrainResult:
-    from cryptoai.modeling.evaluation import aggregate_metrics, evaluate_predictions
+    from cryptoai.modeling.evaluation import fold_scores, paired_differences
     from cryptoai.modeling.models import is_sequence_model, make_model
     from cryptoai.modeling.splits import walk_forward_predict
 
@@ -500,15 +501,10 @@ def _fit_and_evaluate(
     oos["forward_return"] = forward.reindex(oos.index)
     base_oos["forward_return"] = forward.reindex(base_oos.index)
 
-    def score(frame: pd.DataFrame) -> tuple[list[dict], dict]:
-        per = [
-            evaluate_predictions(frame[frame["fold"] == k], task, forward)
-            for k in range(len(splits))
-        ]
-        return per, {**evaluate_predictions(frame, task, forward), **aggregate_metrics(per)}
-
-    per_fold, aggregate = score(oos)
-    base_per_fold, base_aggregate = score(base_oos)
+    # per-fold means (plain names) and paired per-fold differences; pooled as NAME_pooled
+    per_fold, aggregate = fold_scores(oos, task, forward, len(splits))
+    base_per_fold, base_aggregate = fold_scores(base_oos, task, forward, len(splits))
+    aggregate |= paired_differences(per_fold, base_per_fold)
 
     final = _fit_final(cfg, model, X, y, run_dir) if cfg.fit_final else None
     folds = pd.DataFrame(

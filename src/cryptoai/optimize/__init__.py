@@ -9,6 +9,11 @@ from typing import TYPE_CHECKING
 from cryptoai._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from cryptoai.optimize.config import OptimizeConfig, load_optimize_config
+    from cryptoai.optimize.results import OptimizationResult
+    from cryptoai.optimize.runner import run_optimization
+    from cryptoai.optimize.significance import sweep_statistics
+    from cryptoai.optimize.stability import stable_region
     from cryptoai.optimize.stats import (
         deflated_sharpe_ratio,
         expected_max_sharpe,
@@ -17,6 +22,12 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
+    "OptimizationResult": ".results",
+    "OptimizeConfig": ".config",
+    "load_optimize_config": ".config",
+    "run_optimization": ".runner",
+    "stable_region": ".stability",
+    "sweep_statistics": ".significance",
     "deflated_sharpe_ratio": ".stats",
     "expected_max_sharpe": ".stats",
     "probabilistic_sharpe_ratio": ".stats",

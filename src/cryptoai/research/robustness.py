@@ -390,12 +390,13 @@ def feature_ablation(
     progress: bool = False,
 ) -> pd.DataFrame:
     """The config's model under its walk-forward splits with all features, then without each
-    group in turn: one row per variant, pooled out-of-sample metrics (IC and hit rate on
-    ``forward_return``) and ``n_features``. Same splits and seed for every row, so
-    differences come from the features alone."""
+    group in turn: one row per variant, out-of-sample metrics (IC and hit rate on
+    ``forward_return``) as means over the folds (``NAME``; ``NAME_std`` and ``NAME_pooled``
+    beside them, see ``evaluation.fold_scores``) and ``n_features``. Same splits and seed for
+    every row, so differences come from the features alone."""
     from tqdm.auto import tqdm
 
-    from cryptoai.modeling.evaluation import evaluate_predictions
+    from cryptoai.modeling.evaluation import fold_scores
     from cryptoai.modeling.splits import walk_forward_predict
     from cryptoai.modeling.training import build_model, plan_splits
 
@@ -416,6 +417,6 @@ def feature_ablation(
             log.info("%s leaves no features: skipped", name)
             continue
         oos, _ = walk_forward_predict(model, X, target, splits, progress=False)
-        metrics = evaluate_predictions(oos, cfg.task, forward_return)
+        _, metrics = fold_scores(oos, cfg.task, forward_return, len(splits))
         rows[name] = {"n_features": X.shape[1], **metrics}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("variant")
