@@ -41,6 +41,7 @@ SLOW_TESTS = frozenset(
     {
         "tests/test_sync.py::test_sync_script_fetches_listed_series_and_reports_failures",
         "tests/test_cli_data.py::test_fetch_script_is_the_same_command",
+        "tests/test_training.py::test_deep_model_in_smoke_mode_is_deterministic",  # torch
     }
 )
 

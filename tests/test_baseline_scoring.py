@@ -15,6 +15,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from cryptoai.errors import BadInputError
 from cryptoai.modeling.evaluation import fold_scores, paired_differences
 from cryptoai.modeling.training import TrainConfig, train
 
@@ -99,7 +100,7 @@ def test_model_against_baseline_uses_per_fold_means_and_paired_differences():
 
 def test_paired_differences_need_the_same_folds():
     folds, _ = fold_scores(_frame(MODEL, Y, FOLD), "classification", None, 2)
-    with pytest.raises(Exception, match="same splits"):
+    with pytest.raises(BadInputError, match="same splits"):
         paired_differences(folds, folds[:1])
 
 

@@ -8,11 +8,14 @@ are the trees' outputs summed in tree order, computed independently from ``estim
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cryptoai.modeling.models import make_model
+from cryptoai.modeling.training import train
 
 #: Repeated calls: the old threaded sum matched tree order in about one call in ten, so ten
 #: calls all matching by chance is out of reach.
@@ -80,3 +83,30 @@ def test_xgboost_on_two_threads_repeats_its_bytes(task):
     b = make_model("xgboost", task=task, **params).fit(X, y)
     out = (lambda m: m.predict_proba(X)) if task == "classification" else (lambda m: m.predict(X))
     assert out(a).tobytes() == out(b).tobytes()
+
+
+def test_training_a_threaded_forest_twice_gives_the_same_prediction_bytes(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    cfg = {
+        "name": "rf-bytes",
+        "data": {
+            "source": "synthetic",
+            "start": "2024-02-01",
+            "end": "2024-02-15",
+            "store_root": str(tmp_path / "raw"),
+        },
+        "features": str(repo / "configs" / "features" / "minimal.yaml"),
+        "model": {"name": "random_forest", "params": {"n_estimators": 40, "n_jobs": -1}},
+        "validation": {"n_splits": 2, "test_size": 60},
+        "output_dir": str(tmp_path / "runs"),
+        "fit_final": False,
+    }
+    a = train(cfg, tracking=False, progress=False)
+    b = train(cfg, tracking=False, progress=False)
+    for col in a.predictions.columns:
+        assert a.predictions[col].to_numpy().tobytes() == b.predictions[col].to_numpy().tobytes()
+    assert a.aggregate.keys() == b.aggregate.keys()
+    assert all(
+        np.asarray(a.aggregate[k]).tobytes() == np.asarray(b.aggregate[k]).tobytes()
+        for k in a.aggregate
+    )

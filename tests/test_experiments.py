@@ -527,7 +527,7 @@ def test_kernel_output_becomes_log_lines(caplog):
     caplog.set_level(logging.DEBUG, logger="cryptoai")
     stream = _KernelLog("demo 03-model-prototyping", logging.INFO)
     stream.write("fold 1/2\nfold 2")
-    stream.write("/2\nepoch:  50%|#  | 1/2\repoch: 100%|##| 2/2\n")
+    stream.write("/2\nepoch:  50%|#  | 1/2\repoch: 100%|##| 2/2\x1b[A\n")
     stream.write("WARNING cryptoai.x: careful\n\npartial")
     stream.close()
     got = [(r.levelno, r.getMessage()) for r in caplog.records]

@@ -37,9 +37,7 @@ def spiky() -> pd.DataFrame:
 
 CAUSAL = {
     "winsorize expanding": lambda f: winsorize_returns(f, 0.01, 0.99, min_periods=HISTORY),
-    "winsorize rolling": lambda f: winsorize_returns(
-        f, 0.02, 0.98, window=60, min_periods=HISTORY
-    ),
+    "winsorize rolling": lambda f: winsorize_returns(f, 0.02, 0.98, window=60, min_periods=HISTORY),
     "clip expanding": lambda f: clip_returns(f, 3.0, min_periods=HISTORY),
     "clip rolling": lambda f: clip_returns(f, 3.0, window=80, min_periods=HISTORY),
     "clip robust expanding": lambda f: clip_returns(f, 4.0, robust=True, min_periods=HISTORY),

@@ -130,7 +130,7 @@ def test_oos_covers_exactly_the_test_bars_and_baseline_is_train_majority(make_cf
         assert (block["pred"] == majority).all()
         assert res.folds.loc[k, "n_train"] == len(tr)
     hits = np.sign(res.predictions["score"]) == np.sign(forward.loc[res.predictions.index])
-    assert res.aggregate["hit_rate"] == pytest.approx(hits.mean())
+    assert res.aggregate["hit_rate_pooled"] == pytest.approx(hits.mean())
 
 
 def test_same_seed_same_metrics_other_seed_differs(make_cfg):
@@ -167,11 +167,11 @@ def test_regression_target_against_zero_forecast(make_cfg):
     res = train(cfg, tracking=False, progress=False)
     assert res.task == "regression"
     y = res.baseline_predictions["y_true"]
-    assert res.baseline_aggregate["mse"] == pytest.approx(np.mean(y**2))
-    assert res.baseline_aggregate["mae"] == pytest.approx(np.mean(np.abs(y)))
+    assert res.baseline_aggregate["mse_pooled"] == pytest.approx(np.mean(y**2))
+    assert res.baseline_aggregate["mae_pooled"] == pytest.approx(np.mean(np.abs(y)))
     assert np.isnan(res.baseline_aggregate["ic"])
     err = res.predictions["pred"] - res.predictions["y_true"]
-    assert res.aggregate["mse"] == pytest.approx(np.mean(err**2))
+    assert res.aggregate["mse_pooled"] == pytest.approx(np.mean(err**2))
     assert set(res.summary().index) == {"mse", "mae", "ic", "hit_rate"}
 
 

@@ -66,9 +66,9 @@ def _show(exc: Exception) -> None:
 
 
 def _register() -> None:
-    from cryptoai.cli import backtest, data, experiments, features, train
+    from cryptoai.cli import backtest, data, experiments, features, optimize, train
 
-    for module in (data, features, train, backtest, experiments):
+    for module in (data, features, train, backtest, experiments, optimize):
         module.register(app)
 
 

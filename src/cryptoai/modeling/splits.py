@@ -161,7 +161,7 @@ def walk_forward_predict(
 
     parts, fitted = [], []
     bar = tqdm(
-        list(enumerate(splits)), desc=desc, unit="fold", disable=True if not progress else None
+        list(enumerate(splits)), desc=desc, unit="fold", disable=not progress
     )
     for k, (train, test) in bar:
         est = clone(model)

@@ -115,11 +115,13 @@ def top_trials(result: OptimizationResult, n: int = 10) -> list[Trial]:
 
 def statistics_lines(result: OptimizationResult) -> list[tuple[str, str]]:
     s = result.statistics
+    wf = "walk_forward_efficiency" in s
+    sharpe_label = "out-of-sample Sharpe, stitched (ann.)" if wf else "best Sharpe (annualized)"
     rows = [
         ("trials run", _fmt(s.get("n_trials"))),
         ("completed / failed", f"{_fmt(s.get('n_complete'))} / {_fmt(s.get('n_failed'))}"),
         ("skipped (constraints, invalid)", _fmt(s.get("n_skipped"))),
-        ("best Sharpe (annualized)", _fmt(s.get("best_sharpe_annualized"))),
+        (sharpe_label, _fmt(s.get("best_sharpe_annualized"))),
         ("expected max Sharpe of noise (ann.)", _fmt(s.get("expected_max_sharpe_annualized"))),
         ("deflated Sharpe ratio", _fmt(s.get("deflated_sharpe"))),
         ("probability of backtest overfitting", _fmt(s.get("pbo"))),
@@ -129,7 +131,7 @@ def statistics_lines(result: OptimizationResult) -> list[tuple[str, str]]:
             ("trials this data has seen (ledger)", _fmt(result.ledger.get("n_trials_total"))),
             ("deflated Sharpe by the ledger", _fmt(result.ledger.get("deflated_sharpe"))),
         ]
-    if "walk_forward_efficiency" in s:
+    if wf:
         rows += [
             ("walk-forward efficiency", _fmt(s.get("walk_forward_efficiency"))),
             ("P(OOS Sharpe > 0)", _fmt(s.get("oos_probabilistic_sharpe"))),

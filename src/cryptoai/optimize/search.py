@@ -161,7 +161,10 @@ def open_storage(url: str):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
 
     def create():
-        return optuna.storages.RDBStorage(url, **kwargs)
+        store = optuna.storages.RDBStorage(url, **kwargs)
+        if db is not None:
+            _fast_sqlite(store)
+        return store
 
     lock = contextlib.nullcontext()
     if db is not None:
@@ -188,6 +191,21 @@ def open_storage(url: str):
             f"cannot open the Optuna storage {_redact(url)}: {type(exc).__name__}: {exc};"
             " check --storage or CRYPTOAI_OPTUNA_STORAGE"
         ) from None
+
+
+def _fast_sqlite(store) -> None:
+    """WAL journal with normal sync: commits stop waiting on fsync (each trial commits a
+    handful of times) and readers no longer block the writer of another worker."""
+    from sqlalchemy import event
+
+    def pragmas(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(store.engine, "connect", pragmas)
+    store.engine.dispose()  # connections made from here on get the pragmas
 
 
 def _redact(url: str) -> str:
@@ -240,13 +258,13 @@ class OptunaJob:
             trial.set_user_attr("skipped", "breaks a constraint")
             raise optuna.TrialPruned("breaks a constraint")
         result = self.runner.run(trial.number, params)
-        trial.set_user_attr("worker", os.getpid())
-        trial.set_user_attr("state", result.state)
+        # one attribute (each is a commit): who ran it and how it ended
+        trial.set_user_attr(
+            "cryptoai", {"worker": os.getpid(), "state": result.state, "reason": result.reason}
+        )
         if result.state == SKIPPED:
-            trial.set_user_attr("skipped", result.reason)
             raise optuna.TrialPruned(result.reason)
         if result.value is None:
-            trial.set_user_attr("reason", result.reason)
             return float("nan")  # optuna records the trial as FAIL
         return result.value
 
@@ -363,7 +381,7 @@ def run_optuna(
         if ft.state == TrialState.PRUNED:
             skipped += 1
             continue
-        if ft.state == TrialState.FAIL and "state" not in ft.user_attrs:
+        if ft.state == TrialState.FAIL and "cryptoai" not in ft.user_attrs:
             continue  # interrupted (or crashed) before it finished: not a result
         trials.append(runner.run(ft.number, ft.params))  # re-run: metrics and returns here
     importance = _importance(obj) if len(trials) >= 2 else None

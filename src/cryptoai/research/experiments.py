@@ -397,6 +397,9 @@ def _notebook_error(notebook: str, exc: Exception, executed: Path) -> NotebookEr
 KERNEL_START_TRIES = 3
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class _KernelLog(io.TextIOBase):
     """A kernel's stdout or stderr as lines of this module's log, prefixed with the notebook.
 
@@ -432,7 +435,7 @@ class _KernelLog(io.TextIOBase):
         super().close()
 
     def _emit(self, line: str) -> None:
-        line = line.rstrip()
+        line = _ANSI_ESCAPE.sub("", line).rstrip()  # nested bars move the cursor: not for logs
         if not line.strip():
             return
         self._last = time.monotonic()
