@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from cryptoai.errors import BadInputError
+from cryptoai.paths import repo_root
 from cryptoai.research import eda
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,8 +41,8 @@ def candles(n: int = 48, start: str = "2024-01-01", seed: int = 0, freq: str = "
 # ------------------------------------------------------------------------------ setup
 def test_find_repo_root_from_anywhere(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # outside the checkout: found through the installed package
-    assert eda.find_repo_root() == REPO
-    assert eda.find_repo_root(REPO / "notebooks") == REPO
+    assert repo_root(via_package=True) == REPO
+    assert repo_root(REPO / "notebooks", via_package=True) == REPO
 
 
 def test_resolve_path_tries_cwd_then_root_then_notebooks(tmp_path, monkeypatch):

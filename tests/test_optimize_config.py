@@ -71,12 +71,20 @@ def test_grid_needs_finite_dimensions(tmp_path, capsys):
 
 
 def test_constraint_interpreter_allows_arithmetic_and_logic_only():
-    c = parse_constraint("slow - fast >= 10 and not fast == 3 or slow / fast > 100", ["fast", "slow"])
+    c = parse_constraint(
+        "slow - fast >= 10 and not fast == 3 or slow / fast > 100", ["fast", "slow"]
+    )
     assert c({"fast": 5, "slow": 15}) and not c({"fast": 5, "slow": 14})
     assert not c({"fast": 3, "slow": 30}) and c({"fast": 1, "slow": 101})
     assert parse_constraint("-fast * 2 + slow > 0", ["fast", "slow"])({"fast": 2, "slow": 5})
-    for text in ("fast ** 2 < slow", "fast.real < slow", "(lambda: 1)() < 2", "fast < [1][0]",
-                 "fast < slow if fast else 1", "fast in (1, 2)"):
+    for text in (
+        "fast ** 2 < slow",
+        "fast.real < slow",
+        "(lambda: 1)() < 2",
+        "fast < [1][0]",
+        "fast < slow if fast else 1",
+        "fast in (1, 2)",
+    ):
         with pytest.raises(BadInputError):
             parse_constraint(text, ["fast", "slow"])
 

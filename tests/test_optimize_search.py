@@ -80,7 +80,9 @@ def test_statistics_match_the_formulas_on_independent_returns(data_file, tmp_pat
         eq = res.equity.to_numpy()
         return eq / np.concatenate(([res.initial_cash], eq[:-1])) - 1.0
 
-    keys = sorted(done, key=lambda k: [(t.params["fast"], t.params["slow"]) for t in result.trials].index(k))
+    keys = sorted(
+        done, key=lambda k: [(t.params["fast"], t.params["slow"]) for t in result.trials].index(k)
+    )
     r = {k: rets(done[k]) for k in keys}
     sr = {k: v.mean() / v.std(ddof=1) for k, v in r.items()}
     best = max(sr, key=sr.get)
@@ -140,8 +142,18 @@ def test_outputs_folder_is_dated_by_the_clock_and_numbered(data_file, tmp_path):
     second = run_optimization(cfg, tracking=False, clock=CLOCK, reports_root=tmp_path)
     assert first.out_dir == tmp_path / "grid_test_20240517"
     assert second.out_dir == tmp_path / "grid_test_20240517_2"
-    for name in ("results.json", "trials.csv", "best_params.yaml", "config.yaml", "trades.csv",
-                 "report.md", "heatmap.png", "history.png", "importance.png", "equity.png"):
+    for name in (
+        "results.json",
+        "trials.csv",
+        "best_params.yaml",
+        "config.yaml",
+        "trades.csv",
+        "report.md",
+        "heatmap.png",
+        "history.png",
+        "importance.png",
+        "equity.png",
+    ):
         assert (first.out_dir / name).is_file(), name
     header = (first.out_dir / "trials.csv").read_text().splitlines()[0].split(",")
     assert header[:5] == ["number", "state", "fast", "slow", "value"]

@@ -54,22 +54,30 @@ def test_minimize_flips_the_surface():
 
 
 def test_failed_neighbours_count_as_the_worst_value():
-    # a plateau of 5s whose centre is surrounded by failures loses to a smaller clean one
+    # a clean plateau of 4s (rows a <= 1) and a 5 at (4, 2) whose neighbours all failed:
+    # ignoring failures, (4, 2) would be a "neighbourhood" of one 5 and win
     def values(a, b):
-        return 4.0 if a <= 2 and b <= 2 else 5.0
+        return 4.0 if a <= 1 else 5.0 if (a, b) == (4, 2) else 0.0
 
-    failed = {(a, b) for a in (3, 4) for b in (3, 4) if (a, b) != (4, 4)} | {(2, 4), (4, 2)}
+    failed = {(3, 1), (3, 2), (3, 3), (4, 1), (4, 3)}
     trials = surface(values, failed=failed)
     out = stable_region(trials, DIMS, maximize=True, grid=True)
-    assert trials[out["number"]].params["a"] <= 2 and trials[out["number"]].params["b"] <= 2
+    assert trials[out["number"]].params["a"] <= 1
+    assert out["score"] == 4.0
+    assert trials[out["best_number"]].params == {"a": 4, "b": 2}
+    assert out["best_neighbourhood_median"] == 0.0  # failures count as the worst value, 0
 
 
 def test_nearest_neighbours_off_grid():
     dims = [make_dimension("x", {"low": 0.0, "high": 1.0}, 0.5)]
-    xs = [0.0, 0.1, 0.2, 0.3, 0.5, 0.9]
-    vals = [1.0, 1.0, 1.1, 1.0, 0.0, 3.0]  # 0.9 is a lone spike
-    trials = [Trial(i, {"x": x}, {}, "complete", value=v) for i, (x, v) in enumerate(zip(xs, vals))]
+    xs = [0.0, 0.1, 0.2, 0.3, 0.6, 0.7, 0.95]
+    vals = [1.5, 1.5, 1.6, 1.5, 0.0, 0.0, 3.0]  # 0.95 is a lone spike beside two zeros
+    trials = [
+        Trial(i, {"x": x}, {}, "complete", value=v)
+        for i, (x, v) in enumerate(zip(xs, vals, strict=True))
+    ]
     out = stable_region(trials, dims, maximize=True, grid=False, k=2)
-    assert out["best_number"] == 5
-    assert out["number"] in (1, 2)
-    assert out["best_falloff"] == pytest.approx(3.0 - 0.5)
+    assert out["best_number"] == 6
+    assert out["number"] == 2  # ties on the median (1.5) go to the better own value
+    assert out["score"] == 1.5
+    assert out["best_falloff"] == pytest.approx(3.0)

@@ -19,11 +19,8 @@ FEES = {"fee_bps": 10.0, "slippage_bps": 2.0}
 FASTS, SLOWS = [3, 5, 10], [20, 40, 80]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("anchored", [True, False])
-def test_windows_choose_the_in_sample_argmax_and_trade_the_next_window(
-    tmp_path, ohlcv, anchored
-):
+def test_windows_choose_the_in_sample_argmax_and_trade_the_next_window(tmp_path, ohlcv, anchored):
     path = tmp_path / "btc.parquet"
     ohlcv(n=1600, seed=5).to_parquet(path)
     cfg = {
@@ -50,7 +47,9 @@ def test_windows_choose_the_in_sample_argmax_and_trade_the_next_window(
         train = frame.iloc[train_start:train_end]
         scores = {}
         for fast, slow in itertools.product(FASTS, SLOWS):
-            m = compute_metrics(run_strategy(train, "ema_cross", {"fast": fast, "slow": slow}, settings))
+            m = compute_metrics(
+                run_strategy(train, "ema_cross", {"fast": fast, "slow": slow}, settings)
+            )
             if m["n_trades"] >= 2 and math.isfinite(m["sharpe"]):
                 scores[(fast, slow)] = m["sharpe"]
         best = max(scores, key=scores.get)

@@ -12,7 +12,9 @@ import typer
 def optimize(
     config: Annotated[
         Path,
-        typer.Option("--config", "-c", help="optimize config, e.g. configs/optimize/ema_cross_grid.yaml"),
+        typer.Option(
+            "--config", "-c", help="optimize config, e.g. configs/optimize/ema_cross_grid.yaml"
+        ),
     ],
     out: Annotated[
         Path | None, typer.Option(help="report folder (default reports/NAME_YYYYMMDD[_N]/)")

@@ -59,8 +59,12 @@ def heatmaps(trials: Sequence[Trial], names: Sequence[str], metric: str):
         if len(df):
             table = df.pivot_table(index=b, columns=a, values="value", aggfunc="median")
             table = _binned(df, a, b) if table.size > 400 else table
-            im = ax.imshow(table.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="viridis")
-            ax.set_xticks(range(len(table.columns)), [_short(v) for v in table.columns], rotation=90)
+            im = ax.imshow(
+                table.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="viridis"
+            )
+            ax.set_xticks(
+                range(len(table.columns)), [_short(v) for v in table.columns], rotation=90
+            )
             ax.set_yticks(range(len(table.index)), [_short(v) for v in table.index])
             fig.colorbar(im, ax=ax, label=metric)
         ax.set_xlabel(a)

@@ -157,7 +157,9 @@ def report_markdown(result: OptimizationResult, plots: dict[str, str]) -> str:
         "",
     ]
     if result.best:
-        lines.append(f"- best: `{result.best['params']}` → {metric} {_fmt(result.best['metrics'].get(metric))}")
+        lines.append(
+            f"- best: `{result.best['params']}` → {metric} {_fmt(result.best['metrics'].get(metric))}"
+        )
     if result.stable:
         st = result.stable
         lines.append(
@@ -182,14 +184,23 @@ def report_markdown(result: OptimizationResult, plots: dict[str, str]) -> str:
         "",
     ]
     if result.walk_forward:
-        lines += ["## Walk-forward windows", "", "| window | test | params | in-sample | out-of-sample |", "|---|---|---|---|---|"]
+        lines += [
+            "## Walk-forward windows",
+            "",
+            "| window | test | params | in-sample | out-of-sample |",
+            "|---|---|---|---|---|",
+        ]
         for w in result.walk_forward["windows"]:
             lines.append(
                 f"| {w['window']} | {w['test_start'][:10]} – {w['test_end'][:10]} |"
                 f" `{w['params']}` | {_fmt(w['in_sample'])} | {_fmt(w['out_of_sample'])} |"
             )
         lines.append("")
-    lines += [f"## Top trials", "", "| # | " + " | ".join(names) + f" | {metric} | " + " | ".join(SHOWN_METRICS) + " |"]
+    lines += [
+        "## Top trials",
+        "",
+        "| # | " + " | ".join(names) + f" | {metric} | " + " | ".join(SHOWN_METRICS) + " |",
+    ]
     lines.append("|" + "---|" * (len(names) + 2 + len(SHOWN_METRICS)))
     for t in top_trials(result):
         cells = [str(t.number), *(_fmt(t.params.get(n)) for n in names), _fmt(t.value)]

@@ -85,7 +85,9 @@ def run_optimization(
         metric=cfg.objective.metric,
         min_trades=cfg.min_trades,
     )
-    log.info("optimizing %s on %d bars (%s, data %s)", cfg.strategy, len(data), cfg.method, fingerprint)
+    log.info(
+        "optimizing %s on %d bars (%s, data %s)", cfg.strategy, len(data), cfg.method, fingerprint
+    )
     search = _search(cfg, runner, storage, study, workers)
     trials = search["trials"]
     ppy = _ppy(data)
@@ -112,11 +114,15 @@ def run_optimization(
                 "best_neighbourhood_median": region["best_neighbourhood_median"],
                 "best_falloff": region["best_falloff"],
             }
-        best = None if best_trial is None else {
-            "number": best_trial.number,
-            "params": best_trial.params,
-            "metrics": best_trial.metrics,
-        }
+        best = (
+            None
+            if best_trial is None
+            else {
+                "number": best_trial.number,
+                "params": best_trial.params,
+                "metrics": best_trial.metrics,
+            }
+        )
     else:
         statistics, best, stable = wf["statistics"], wf["best"], None
     statistics["n_skipped"] = search["n_skipped"]
@@ -352,7 +358,9 @@ def _write_outputs(result: OptimizationResult, data, wf, search) -> None:
     if wf is not None:
         chosen = wf["stitched"]
         first = wf["windows"][0].train_end
-        bench = run_strategy(data.iloc[first:], "buy_and_hold", settings=cfg.settings(), validate=False)
+        bench = run_strategy(
+            data.iloc[first:], "buy_and_hold", settings=cfg.settings(), validate=False
+        )
         title = "walk-forward out-of-sample equity vs buy and hold"
     elif full_best is not None:
         chosen, bench = run_backtest(data, cfg.strategy, full_best, cfg.settings())
@@ -360,7 +368,9 @@ def _write_outputs(result: OptimizationResult, data, wf, search) -> None:
     if chosen is not None:
         chosen.trades.to_csv(folder / "trades.csv", index=False)
         files["trades"] = folder / "trades.csv"
-        plot_files["equity"] = plots.save(plots.equity(chosen, bench, title), folder / "equity.png").name
+        plot_files["equity"] = plots.save(
+            plots.equity(chosen, bench, title), folder / "equity.png"
+        ).name
     plot_files["history"] = plots.save(
         plots.history(result.trials, metric, cfg.objective.maximize), folder / "history.png"
     ).name
@@ -369,7 +379,9 @@ def _write_outputs(result: OptimizationResult, data, wf, search) -> None:
             plots.heatmaps(result.trials, names, metric), folder / "heatmap.png"
         ).name
         imp, method = result.statistics["importance"], result.statistics["importance_method"]
-        plot_files["importance"] = plots.save(plots.importance(imp, method), folder / "importance.png").name
+        plot_files["importance"] = plots.save(
+            plots.importance(imp, method), folder / "importance.png"
+        ).name
     report = report_markdown(result, plot_files)
     (folder / "report.md").write_text(report)
     files["report"] = folder / "report.md"

@@ -95,12 +95,16 @@ def run_candidates(
         bounds = np.linspace(0, len(items), workers + 1).astype(int)
         shares = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         with _pool(workers) as pool:
-            ran = [t for part in pool.starmap(run_chunk, [(runner, s) for s in shares]) for t in part]
+            ran = [
+                t for part in pool.starmap(run_chunk, [(runner, s) for s in shares]) for t in part
+            ]
     kept = [t for t in ran if t.state != SKIPPED]
     if len(kept) < len(ran):
         first = next(t for t in ran if t.state == SKIPPED)
         log.warning(
-            "%d parameter set(s) rejected by the strategy, e.g. %s", len(ran) - len(kept), first.reason
+            "%d parameter set(s) rejected by the strategy, e.g. %s",
+            len(ran) - len(kept),
+            first.reason,
         )
     for number, trial in enumerate(kept):  # numbers count the trials that ran
         trial.number = number
@@ -385,7 +389,9 @@ def run_optuna(
             continue  # interrupted (or crashed) before it finished: not a result
         trials.append(runner.run(ft.number, ft.params))  # re-run: metrics and returns here
     importance = _importance(obj) if len(trials) >= 2 else None
-    return SearchOutcome(trials, skipped, n_new, study=study, storage=_redact(url), importance=importance)
+    return SearchOutcome(
+        trials, skipped, n_new, study=study, storage=_redact(url), importance=importance
+    )
 
 
 def _importance(study) -> dict[str, float] | None:

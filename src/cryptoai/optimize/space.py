@@ -256,9 +256,7 @@ def _compile(
         used.add(node.id)
         key = node.id
         return lambda p: p[key]
-    if isinstance(node, ast.Constant) and (
-        _is_number(node.value) or isinstance(node.value, str)
-    ):
+    if isinstance(node, ast.Constant) and (_is_number(node.value) or isinstance(node.value, str)):
         value = node.value
         return lambda p: value
     if isinstance(node, ast.UnaryOp):
@@ -323,7 +321,10 @@ def satisfies(params: Mapping[str, Any], constraints: Sequence[Constraint]) -> b
 def grid_points(dims: Sequence[Dimension]) -> list[dict[str, Any]]:
     """The Cartesian product of every dimension's grid, the first dimension slowest."""
     names = [d.name for d in dims]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(d.grid() for d in dims))]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(d.grid() for d in dims))
+    ]
 
 
 def check_satisfiable(

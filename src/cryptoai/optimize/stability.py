@@ -47,7 +47,9 @@ def neighbours(
                 out[i] = []
                 continue
             if offsets and len(offsets) < len(where):  # few dimensions: look the neighbours up
-                cand = (where.get(tuple(a + b for a, b in zip(ix, o, strict=True))) for o in offsets)
+                cand = (
+                    where.get(tuple(a + b for a, b in zip(ix, o, strict=True))) for o in offsets
+                )
                 near = [j for j in cand if j is not None and j != i]
             else:
                 near = [
@@ -104,9 +106,7 @@ def stable_region(
     best = max(done, key=lambda i: (sign * trials[i].value, -trials[i].number))
     around_best = [score_of(j) for j in near[best]]
     best_median = float(np.median(around_best)) * sign if around_best else None
-    falloff = (
-        sign * (trials[best].value - best_median) if best_median is not None else None
-    )
+    falloff = sign * (trials[best].value - best_median) if best_median is not None else None
     return {
         "number": trials[stable].number,
         "score": scores[stable] * sign,

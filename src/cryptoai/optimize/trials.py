@@ -81,7 +81,9 @@ class TrialRunner:
             return Trial(number, params, {}, SKIPPED, reason=str(exc), window=window)
         result = run_strategy(self.data, strat, settings=self.settings, validate=False)
         metrics = compute_metrics(result)
-        return judge(number, params, metrics, bar_returns(result), self.metric, self.min_trades, window)
+        return judge(
+            number, params, metrics, bar_returns(result), self.metric, self.min_trades, window
+        )
 
 
 def judge(

@@ -35,11 +35,6 @@ Frames = Mapping[str, pd.DataFrame]
 
 
 # ===================================================================== notebook setup
-def find_repo_root(start: str | Path | None = None) -> Path:
-    """The cryptoai checkout around ``start`` (default: cwd) or around the installed package."""
-    return repo_root(start, via_package=True)
-
-
 def resolve_path(path: str | Path, root: str | Path | None = None) -> Path:
     """An absolute path for ``path``: as given if absolute; else the first that exists of
     cwd/path, root/path and root/notebooks/path (so ``../configs/x.yaml`` written for
@@ -47,7 +42,7 @@ def resolve_path(path: str | Path, root: str | Path | None = None) -> Path:
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
-    base = Path(root) if root is not None else find_repo_root()
+    base = Path(root) if root is not None else repo_root(via_package=True)
     for candidate in (Path.cwd() / p, base / p, base / "notebooks" / p):
         if candidate.exists():
             return candidate.resolve()
@@ -70,7 +65,7 @@ def notebook_experiment(
     from cryptoai.modeling.training import DataConfig
     from cryptoai.research.experiment_config import load_experiment
 
-    base = Path(root) if root is not None else find_repo_root()
+    base = Path(root) if root is not None else repo_root(via_package=True)
     path = resolve_path(config_path, base)
     if not path.is_file():
         raise BadInputError(
@@ -118,7 +113,7 @@ def model_candidates(
     from cryptoai.modeling.models import available_models
     from cryptoai.modeling.training import ModelConfig, load_train_config, smoke_config
 
-    folder = Path(models_dir) if models_dir is not None else find_repo_root() / "configs" / "models"
+    folder = Path(models_dir) if models_dir is not None else repo_root(via_package=True) / "configs" / "models"
     base = exp.train_config(smoke=False).model_copy(
         update={"output_dir": str(work_dir), "fit_final": False}
     )
@@ -578,7 +573,7 @@ def write_eda_docs(
     tracked and a routine run must not rewrite them. Returns the notes file."""
     from cryptoai.data.symbols import path_safe
 
-    docs = Path(folder) if folder is not None else find_repo_root() / "docs" / "eda"
+    docs = Path(folder) if folder is not None else repo_root(via_package=True) / "docs" / "eda"
     docs.mkdir(parents=True, exist_ok=True)
     stem = f"{path_safe(symbol)}_{timeframe}"
     links = []

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from cryptoai.backtest.settings import ExecutionSettings
 from cryptoai.config import load_config
 from cryptoai.modeling.labels import TargetConfig
 from cryptoai.modeling.training import (
@@ -42,10 +43,11 @@ class BacktestSpec(BaseModel, extra="forbid"):
 
     strategy: str = "model_signal"
     params: dict[str, Any] = {}
-    fee_bps: float = Field(10.0, ge=0)
-    slippage_bps: float = Field(2.0, ge=0)
-    fill_at: Literal["open", "close"] = "open"
-    initial_cash: float = Field(10_000.0, gt=0)
+    # The defaults are the backtester's own (one place: ExecutionSettings).
+    fee_bps: float = Field(ExecutionSettings.fee_bps, ge=0)
+    slippage_bps: float = Field(ExecutionSettings.slippage_bps, ge=0)
+    fill_at: Literal["open", "close"] = ExecutionSettings.fill_at
+    initial_cash: float = Field(ExecutionSettings.initial_cash, gt=0)
     execution: dict[str, Any] = {}
 
     @model_validator(mode="after")

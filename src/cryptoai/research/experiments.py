@@ -40,6 +40,8 @@ from typing import Any
 
 from cryptoai.config import dump_config
 from cryptoai.errors import BadInputError, ConfigError, CryptoaiError
+from cryptoai.research.notebook import METRICS_FILE
+from cryptoai.tracking.runs import mlflow_key
 from cryptoai.research.experiment_config import ExperimentConfig, load_experiment
 
 __all__ = [
@@ -60,7 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 REPORT_FILE = "backtest_report.md"
 MODEL_NOTEBOOK = "03-model-prototyping"
 _MODEL_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "f1", "ic", "ic_mean",
@@ -82,7 +83,6 @@ _JUDGED = {
     "classification": ["balanced_accuracy", "log_loss", "ic"],
     "regression": ["mse", "ic"],
 }
-_METRIC_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-. /:]")
 _MLFLOW_BATCH = 1000
 _CLAIM_LOCK = threading.Lock()
 #: Seconds between two log lines of one progress bar redrawn in place (``\r``).
@@ -313,7 +313,7 @@ def flatten_metrics(data: Mapping[str, Any], prefix: str = "") -> dict[str, floa
     """
     out: dict[str, float] = {}
     for key, value in data.items():
-        name = _METRIC_KEY_BAD.sub("_", f"{prefix}{key}")
+        name = mlflow_key(f"{prefix}{key}")
         if isinstance(value, Mapping):
             out |= flatten_metrics(value, f"{name}.")
         elif (

@@ -280,8 +280,8 @@ def _log_metadata(
     client = MlflowClient()
     client.log_batch(
         run_id,
-        params=[Param(_key(k), _clip(v, _MAX_PARAM)) for k, v in params.items()],
-        tags=[RunTag(_key(k), _clip(v, _MAX_TAG)) for k, v in tags.items()],
+        params=[Param(mlflow_key(k), _clip(v, _MAX_PARAM)) for k, v in params.items()],
+        tags=[RunTag(mlflow_key(k), _clip(v, _MAX_TAG)) for k, v in tags.items()],
     )
     client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
     record = {
@@ -353,7 +353,8 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, str]:
     return out
 
 
-def _key(name: str) -> str:
+def mlflow_key(name: str) -> str:
+    """A metric/param/tag key MLflow accepts: other characters become ``_``, 250 at most."""
     return _BAD_KEY_CHARS.sub("_", name)[:250]
 
 
@@ -395,14 +396,14 @@ def log_fold_metrics(
             if v is None:
                 skipped += 1
                 continue
-            metrics.append(Metric(_key(f"{prefix}by_fold.{name}"), v, now, fold))
-            metrics.append(Metric(_key(f"{prefix}fold{fold}.{name}"), v, now, 0))
+            metrics.append(Metric(mlflow_key(f"{prefix}by_fold.{name}"), v, now, fold))
+            metrics.append(Metric(mlflow_key(f"{prefix}fold{fold}.{name}"), v, now, 0))
     for name, value in aggregate.items():
         v = _finite(name, value)
         if v is None:
             skipped += 1
             continue
-        metrics.append(Metric(_key(f"{prefix}{name}"), v, now, 0))
+        metrics.append(Metric(mlflow_key(f"{prefix}{name}"), v, now, 0))
     if skipped:
         logger.info("skipped %d non-finite metric value(s)", skipped)
     if metrics:
