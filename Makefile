@@ -14,7 +14,7 @@ END ?= 2025-01-01
 EXPERIMENTS ?= configs/experiments/logreg_baseline.yaml configs/experiments/xgboost.yaml
 JOBS ?= 1
 
-.PHONY: help setup run experiments-smoke test test-fast lint format notebooks-sync mlflow-ui lab bench clean
+.PHONY: help setup run experiments-smoke test test-fast lint format notebooks-sync mlflow-ui optuna-dashboard lab bench clean
 
 help:
 	@echo "make run        set up and run the main job offline (synthetic data, baseline experiments)"
@@ -23,6 +23,7 @@ help:
 	@echo "make notebooks-sync  pair each notebook with its .py twin (edit either; run after)"
 	@echo "make lint       ruff check + format check"
 	@echo "make mlflow-ui  MLflow UI on http://127.0.0.1:5000 over the local mlflow.db"
+	@echo "make optuna-dashboard  Optuna dashboard on http://127.0.0.1:8080 over optuna.db"
 	@echo "make lab        JupyterLab on the notebooks"
 	@echo "make bench      speed benchmarks against peer libraries (writes docs/performance.md)"
 
@@ -71,6 +72,11 @@ format: setup
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db \
 		--default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
+
+# The optimization studies (`cryptoai optimize`); OPTUNA_STORAGE may point at PostgreSQL.
+OPTUNA_STORAGE ?= $(if $(CRYPTOAI_OPTUNA_STORAGE),$(CRYPTOAI_OPTUNA_STORAGE),sqlite:///optuna.db)
+optuna-dashboard: setup
+	$(VENV)/bin/optuna-dashboard $(OPTUNA_STORAGE) --host 127.0.0.1 --port 8080
 
 # Containers run as root; JupyterLab refuses root unless told.
 lab: setup

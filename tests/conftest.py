@@ -41,7 +41,11 @@ SLOW_TESTS = frozenset(
     {
         "tests/test_sync.py::test_sync_script_fetches_listed_series_and_reports_failures",
         "tests/test_cli_data.py::test_fetch_script_is_the_same_command",
+        "tests/test_cli_data.py::test_bad_input_is_one_line_nonzero_and_store_untouched",
+        "tests/test_cli_train.py::test_smoke_flag_and_tracked_run",
         "tests/test_training.py::test_deep_model_in_smoke_mode_is_deterministic",  # torch
+        "tests/test_training.py::test_train_end_to_end_tracked_in_mlflow",
+        "tests/test_data_integrity.py::test_cli_fetch_of_a_bad_candle_is_one_line_and_exit_3",
     }
 )
 

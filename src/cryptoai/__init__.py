@@ -7,6 +7,8 @@ The public surface is small and imported lazily (``import cryptoai`` loads nothi
 - models: ``train`` (purged walk-forward validation, tracked in MLflow)
 - backtests: ``run_backtest``, ``sweep``, ``ExecutionSettings``, ``Strategy``,
   ``register_strategy``
+- optimization: ``run_optimization`` (grid / random / Optuna / walk-forward, with the
+  deflated Sharpe ratio and the probability of backtest overfitting)
 
 Everything else lives in the subpackages (``cryptoai.data``, ``cryptoai.features``,
 ``cryptoai.modeling``, ``cryptoai.backtest``, ``cryptoai.strategies``, ``cryptoai.research``,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from cryptoai.features.engineering import build_features
     from cryptoai.modeling.labels import make_target
     from cryptoai.modeling.training import train
+    from cryptoai.optimize.runner import run_optimization
     from cryptoai.plugins import load_plugins
     from cryptoai.strategies.base import Strategy
     from cryptoai.strategies.registry import register_strategy
@@ -46,6 +49,7 @@ _EXPORTS = {
     "Strategy": "cryptoai.strategies.base",
     "register_strategy": "cryptoai.strategies.registry",
     "load_plugins": "cryptoai.plugins",
+    "run_optimization": "cryptoai.optimize.runner",
 }
 
 __all__ = sorted(_EXPORTS)

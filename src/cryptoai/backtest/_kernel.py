@@ -406,16 +406,12 @@ def _exits(S, F, P, M, i, o, hi, lo, vol, intrabar):
     if u == 0.0:
         return
     ts = P[P_TIME_STOP]
-    if not intrabar and i - S[S_ENTRY_BAR] >= ts:  # NaN (off) compares False
-        _rebalance(S, F, P, M, i, 0.0, o, True, vol, R_TIME_STOP)
-        return
     sl = P[P_SL]
     tr = P[P_TRAIL]
     entry = S[S_ENTRY]
     peak = S[S_PEAK]
     mm = P[P_MM]
     cash = S[S_CASH]
-    s = _slip(P, M, i, vol)
     if u > 0.0:
         stop = -math.inf
         reason = R_STOP_LOSS
@@ -439,7 +435,7 @@ def _exits(S, F, P, M, i, o, hi, lo, vol, intrabar):
                 if is_liq:
                     _liquidate(S, F, P, M, i, px)
                 else:
-                    sc = s + _impact(P, M, i, u * px)
+                    sc = _slip(P, M, i, vol) + _impact(P, M, i, u * px)
                     _trade(S, F, P, M, i, -u, px * (1.0 - sc), _fee(S, P, M, i, True), reason)
                 return
     else:
@@ -465,10 +461,10 @@ def _exits(S, F, P, M, i, o, hi, lo, vol, intrabar):
                 if is_liq:
                     _liquidate(S, F, P, M, i, px)
                 else:
-                    sc = s + _impact(P, M, i, -u * px)
+                    sc = _slip(P, M, i, vol) + _impact(P, M, i, -u * px)
                     _trade(S, F, P, M, i, -u, px * (1.0 + sc), _fee(S, P, M, i, True), reason)
                 return
-    if not intrabar:
+    if not intrabar and (P[P_LAD_N] != 0.0 or not math.isnan(P[P_TP])):
         _targets(S, F, P, M, i, o, hi, lo, vol)
 
 
