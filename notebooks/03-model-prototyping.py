@@ -97,9 +97,9 @@ main.folds
 # %% [markdown]
 # ## One table
 #
-# Pooled out-of-sample metrics over all test bars (`ic` and `hit_rate` against the realised
-# forward return), the fold-to-fold spread of the IC, and training time. The last row is the
-# naive baseline on the same folds.
+# Out-of-sample metrics as means over the test folds (`ic` and `hit_rate` against the realised
+# forward return; pooled figures are named `*_pooled`), the fold-to-fold spread of the IC, and
+# training time. The last row is the naive baseline, scored fold by fold the same way.
 
 # %%
 headline = HEADLINE[cfg.task]

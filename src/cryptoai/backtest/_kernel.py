@@ -396,8 +396,8 @@ def _targets(S, F, P, M, i, o, hi, lo, vol):
 
 @step_jit
 def _exits(S, F, P, M, i, o, hi, lo, vol, intrabar):
-    """Time stop, stop-loss, trailing stop, liquidation and take-profit (or ladder) of the
-    held position.
+    """Stop-loss, trailing stop, liquidation and take-profit (or ladder) of the held position
+    (the time stop, at the open, comes first: ``_open_events``).
 
     ``intrabar``: the position was entered inside this bar, so only the adverse side is
     checked (against the low/high, not the open) and take-profit waits for the next bar.
@@ -405,7 +405,6 @@ def _exits(S, F, P, M, i, o, hi, lo, vol, intrabar):
     u = S[S_UNITS]
     if u == 0.0:
         return
-    ts = P[P_TIME_STOP]
     sl = P[P_SL]
     tr = P[P_TRAIL]
     entry = S[S_ENTRY]
@@ -492,7 +491,10 @@ def _open_events(S, F, P, M, i):
         _rebalance(S, F, P, M, i, S[S_ORD_TARGET], o, True, vol, R_SIGNAL)
     u = S[S_UNITS]
     if u < 0.0 or (u > 0.0 and P[P_EXITS] != 0.0):
-        _exits(S, F, P, M, i, o, hi, lo, vol, False)
+        if i - S[S_ENTRY_BAR] >= P[P_TIME_STOP]:  # time stop at the open (NaN: off)
+            _rebalance(S, F, P, M, i, 0.0, o, True, vol, R_TIME_STOP)
+        else:
+            _exits(S, F, P, M, i, o, hi, lo, vol, False)
     kind = S[S_ORD]
     if kind == K_LIMIT or kind == K_STOP:  # noqa: SIM109 - plain compares compile best
         ref = _trigger(kind, S[S_ORD_DIR], S[S_ORD_PRICE], o, hi, lo)

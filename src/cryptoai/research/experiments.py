@@ -65,7 +65,8 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "backtest_report.md"
 MODEL_NOTEBOOK = "03-model-prototyping"
 _MODEL_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "f1", "ic", "ic_mean",
-               "ic_std", "hit_rate", "mse", "mae")  # fmt: skip
+               "ic_std", "hit_rate", "mse", "mae", "delta_balanced_accuracy_mean",
+               "delta_roc_auc_mean", "delta_ic_mean", "delta_mse_mean")  # fmt: skip
 _BACKTEST_KEYS = ("sharpe", "sortino", "total_return", "cagr", "max_drawdown", "calmar",
                   "n_trades", "win_rate", "excess_return", "excess_sharpe", "benchmark.sharpe",
                   "benchmark.total_return", "benchmark.max_drawdown")  # fmt: skip

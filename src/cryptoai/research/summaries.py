@@ -115,7 +115,7 @@ def model_summary(
     seconds: Mapping[str, float],
     headline: Sequence[str],
 ) -> dict[str, float]:
-    """The experiment's model (its pooled out-of-sample metrics, unprefixed, as the runner
+    """The experiment's model (its out-of-sample metrics as per-fold means, unprefixed, as the runner
     judges them), the naive baseline's (``baseline.``), each candidate's headline metrics
     and training time (``compare.NAME.``), and how many predictions and folds there were."""
     out: dict[str, float] = dict(main.aggregate)
