@@ -125,6 +125,9 @@ def test_metrics_json_equals_compute_metrics(written) -> None:
     saved = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     expected = to_jsonable(compute_metrics(result))
     bench = saved.pop("benchmark")
+    for key in ("gross_of_costs", "period_label", "annualization", "cost_model"):
+        saved.pop(key)  # beside the metrics: how they were computed
+    assert saved.pop("execution_settings")["fee_bps"] == 10.0
     assert saved == pytest.approx(expected)
     assert bench == pytest.approx(to_jsonable(compute_metrics(benchmark)))
     assert saved["final_equity"] == pytest.approx(result.equity.iloc[-1])

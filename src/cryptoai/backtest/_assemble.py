@@ -20,6 +20,7 @@ def build_result(
     settings: ExecutionSettings,
     name: str = "",
     extra_settings: dict | None = None,
+    targets: np.ndarray | None = None,
 ) -> BacktestResult:
     # the kernel's arrays are fresh: wrap them without copying (a copy of 1M bars is ~1 ms)
     equity = pd.Series(out[k.OUT_EQUITY], index=index, name="equity", copy=False)
@@ -74,6 +75,7 @@ def build_result(
         settings=used,
         funding_paid=float(state[k.S_FUNDING]),
         name=name,
+        targets=None if targets is None else pd.Series(targets, index=index, name="target"),
     )
 
 

@@ -272,7 +272,7 @@ def _trade(S, F, P, M, i, delta, price, fee_rate, reason):
 def _unsized(P, target, vol):
     """True when ``target`` cannot be sized yet: volatility targeting before the first bar
     whose volatility is known (the order then waits for that bar)."""
-    return P[P_SIZE_MODE] == 3.0 and target != 0.0 and not (vol == vol)
+    return P[P_SIZE_MODE] == 3.0 and target != 0.0 and math.isnan(vol)
 
 
 @step_jit

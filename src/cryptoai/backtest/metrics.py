@@ -2,7 +2,16 @@
 
 Everything is defined on per-bar simple returns of the equity curve,
 ``r_t = E_t / E_{t-1} - 1`` with ``E_{-1} = initial_cash``, so that compounding the
-returns gives the total return exactly. Crypto trades 24/7: a year is 365 days of bars.
+returns gives the total return exactly. Formulas, annualization and minimum spans are in
+docs/metrics.md:
+
+- CAGR (and so Calmar) compounds over **calendar time**: the span from the first bar's open
+  to the last bar's close (``span_days``), in 365-day years, whatever the number of bars;
+- volatility, Sharpe and Sortino scale by the bars per year: the timeframe's 24/7 figure
+  (crypto), the figure observed in the data when the market closes (fewer bars per year
+  than the timeframe makes around the clock), or an explicit ``periods_per_year``;
+- below ``MIN_SPAN_DAYS`` of calendar time or ``MIN_BARS`` bars, annualized figures are NaN
+  (``annualization`` says why): a few bars extrapolated to a year mean nothing.
 
 Edge cases (documented, never hidden):
 
@@ -11,7 +20,7 @@ Edge cases (documented, never hidden):
 - flat equity (zero volatility): ``sharpe`` and ``sortino`` are NaN;
 - no drawdown: ``calmar`` is NaN;
 - a single bar: ``volatility``/``sharpe`` need two returns and are NaN;
-- a wiped-out account (equity <= 0) earns 0 per bar afterwards; ``cagr`` is -1.
+- a wiped-out account (equity <= 0) earns 0 per bar afterwards; ``cagr`` is -1 (at any span).
 
 Counts (``n_trades``, ``n_bars``, ``max_drawdown_bars``) are ints, everything else floats.
 
@@ -33,6 +42,12 @@ if TYPE_CHECKING:
     from cryptoai.backtest.result import BacktestResult
 
 DAYS_PER_YEAR = 365.0
+MIN_SPAN_DAYS = 30.0  # below this calendar span, annualized figures are NaN
+MIN_BARS = 30  # ... and below this many bars
+CLOSED_MARKET_RATIO = 0.9  # observed bars per year below this share of 24/7: market closes
+ANNUALIZED = ("cagr", "volatility", "sharpe", "sortino", "calmar")
+# Calendar timeframes whose bar spacing varies (months are 28 to 31 days): bars per year.
+_CALENDAR_BARS = ((28.0, 31.0, 12.0), (89.0, 92.0, 4.0), (365.0, 366.0, 1.0))
 
 #: Order of the metrics in ``compute_metrics`` output and in reports.
 METRIC_NAMES: tuple[str, ...] = (
@@ -56,6 +71,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "funding_paid",
     "final_equity",
     "n_bars",
+    "span_days",
     "periods_per_year",
 )
 
@@ -71,7 +87,8 @@ def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
 
 
 def periods_per_year(index: pd.DatetimeIndex, *, strict: bool = True) -> float:
-    """Bars per 365-day year (crypto trades around the clock), from the median bar spacing.
+    """Bars per 365-day year of the timeframe traded around the clock (crypto), from the
+    median bar spacing; monthly bars (28-31 days apart) are 12 a year, quarterly 4, yearly 1.
 
     ``strict`` refuses to guess from a single bar; the execution kernel passes
     ``strict=False`` and assumes hourly bars there, where nothing is annualized anyway.
@@ -84,7 +101,60 @@ def periods_per_year(index: pd.DatetimeIndex, *, strict: bool = True) -> float:
     step = bar_length(index)
     if not step > pd.Timedelta(0):
         raise BadInputError("bar timestamps are not increasing: sort and de-duplicate the data")
+    days = step / pd.Timedelta(days=1)
+    for low, high, bars in _CALENDAR_BARS:
+        if low <= days <= high:
+            return bars
     return pd.Timedelta(days=DAYS_PER_YEAR) / step
+
+
+def span_days(index: pd.DatetimeIndex) -> float:
+    """Calendar days a backtest covers: from the first bar's open to the last bar's close
+    (stamps are bar open times, so the last bar adds one bar length)."""
+    if len(index) == 0:
+        return 0.0
+    return float((index[-1] - index[0] + bar_length(index)) / pd.Timedelta(days=1))
+
+
+def observed_periods_per_year(index: pd.DatetimeIndex) -> float:
+    """Bars per 365-day year actually present in the data (markets that close have fewer
+    than their timeframe makes around the clock: ~252 daily bars for equities)."""
+    return len(index) / (span_days(index) / DAYS_PER_YEAR)
+
+
+def annualization(
+    index: pd.DatetimeIndex,
+    periods_per_year: float | None = None,
+    *,
+    min_days: float = MIN_SPAN_DAYS,
+    min_bars: int = MIN_BARS,
+) -> dict[str, Any]:
+    """How figures are annualized: bars per year, where that figure comes from, and
+    whether the sample is long enough to annualize at all (``ok``; ``note`` says why not).
+
+    Bars per year: ``periods_per_year`` when given; else the timeframe's 24/7 figure,
+    unless the data has clearly fewer bars per year than that (a market that closes, e.g.
+    equities on business days: fewer than ``CLOSED_MARKET_RATIO`` of it over at least
+    ``min_days``), in which case the observed figure is used and said so.
+    """
+    days = span_days(index)
+    if periods_per_year:
+        ppy, source = float(periods_per_year), "given (periods_per_year)"
+    else:
+        ppy, source = _ppy(index), "24/7 timeframe"
+        if days >= max(min_days, 1.0):
+            seen = observed_periods_per_year(index)
+            if seen < CLOSED_MARKET_RATIO * ppy:
+                ppy = seen
+                source = "observed in the data (the market closes)"
+    ok = len(index) >= min_bars and days >= min_days
+    note = ""
+    if not ok:
+        note = (
+            f"{len(index)} bars over {days:.1f} days: below the minimum of {min_bars} bars and"
+            f" {min_days:g} days, annualized figures ({', '.join(ANNUALIZED)}) are not computed"
+        )
+    return {"periods_per_year": ppy, "source": source, "span_days": days, "ok": ok, "note": note}
 
 
 def bar_returns(equity: pd.Series, initial_cash: float) -> pd.Series:
@@ -135,17 +205,30 @@ def monthly_returns(equity: pd.Series, initial_cash: float) -> pd.DataFrame:
 
 
 def compute_metrics(
-    result: BacktestResult, periods_per_year: float | None = None
+    result: BacktestResult,
+    periods_per_year: float | None = None,
+    *,
+    min_days: float = MIN_SPAN_DAYS,
+    min_bars: int = MIN_BARS,
 ) -> dict[str, float]:
-    """Headline statistics of a backtest (see the module docstring for definitions)."""
+    """Headline statistics of a backtest (see the module docstring for definitions).
+
+    ``periods_per_year`` scales volatility, Sharpe and Sortino (default: ``annualization``);
+    CAGR uses calendar time. Annualized figures are NaN below ``min_days`` / ``min_bars``.
+    """
     equity = result.equity.astype("float64")
     if equity.empty:
         raise BadInputError("the backtest has no bars: give data covering at least one bar")
-    ppy = float(periods_per_year) if periods_per_year else _ppy(equity.index)
+    if not periods_per_year and len(equity) < 2:
+        _ppy(equity.index)  # one bar and no figure given: a one-line error
+    ann = annualization(
+        pd.DatetimeIndex(equity.index), periods_per_year, min_days=min_days, min_bars=min_bars
+    )
+    ppy = ann["periods_per_year"]
     cash = float(result.initial_cash)
     r = bar_returns(equity, cash).to_numpy()
     n = len(r)
-    years = n / ppy
+    years = ann["span_days"] / DAYS_PER_YEAR
     trades, fills = result.trades, result.fills
     pnl = trades["pnl"].astype("float64") if len(trades) else pd.Series(dtype="float64")
 
@@ -158,7 +241,7 @@ def compute_metrics(
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     notional = (fills["size"].abs() * fills["price"]).sum() if len(fills) else 0.0
 
-    return {
+    out = {
         "total_return": float(total_return),
         "cagr": float(cagr),
         "volatility": float(std * math.sqrt(ppy)),
@@ -181,8 +264,14 @@ def compute_metrics(
         "funding_paid": float(result.funding_paid),
         "final_equity": float(equity.iloc[-1]),
         "n_bars": n,
+        "span_days": ann["span_days"],
         "periods_per_year": ppy,
     }
+    if not ann["ok"]:
+        for key in ANNUALIZED:
+            if not (key == "cagr" and out[key] == -1.0):  # a wiped-out account is -100% anyway
+                out[key] = math.nan
+    return out
 
 
 def to_jsonable(value: Any) -> Any:
@@ -199,6 +288,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _ppy(index: pd.Index) -> float:
+    """The timeframe's 24/7 bars per year, or a one-line error for a single bar."""
     if len(index) < 2:
         raise BadInputError(
             "cannot annualize a one-bar backtest: pass periods_per_year or use more bars"

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 MAX_POINTS = 4000  # per line; about twice the pixel width of a saved figure
 DPI = 110
+TRADE_MARKERS_MAX = 150  # more round trips: thin tick marks at entries, no exit markers
+STRATEGY_COLOR, BENCHMARK_COLOR, GROSS_COLOR = "tab:blue", "tab:orange", "tab:gray"
 
 
 def _figure(height: float = 4.0) -> Figure:
@@ -48,15 +50,27 @@ def _thin(series: pd.Series, max_points: int = MAX_POINTS) -> pd.Series:
     return series[keep]
 
 
-def plot_equity(result: BacktestResult, benchmark: BacktestResult | None, path: Path) -> Path:
-    """Strategy equity against buy-and-hold on a log scale (equal % moves look equal)."""
+def plot_equity(
+    result: BacktestResult,
+    benchmark: BacktestResult | None,
+    path: Path,
+    gross: BacktestResult | None = None,
+) -> Path:
+    """Strategy equity against buy-and-hold on a log scale (equal % moves look equal), and
+    the same decisions gross of costs (dashed) when given."""
     fig = _figure()
     ax = fig.add_subplot()
     strat = _thin(result.equity)
-    ax.plot(strat.index, strat.to_numpy(), label=result.name or "strategy", lw=1.2)
+    label = result.name or "strategy"
+    ax.plot(strat.index, strat.to_numpy(), label=label, lw=1.2, color=STRATEGY_COLOR)
+    if gross is not None:
+        g = _thin(gross.equity)
+        ax.plot(g.index, g.to_numpy(), label=f"{label} gross of costs", lw=0.9, ls="--",
+                color=GROSS_COLOR)  # fmt: skip
     if benchmark is not None:
         bench = _thin(benchmark.equity)
-        ax.plot(bench.index, bench.to_numpy(), label=benchmark.name or "buy and hold", lw=1.0)
+        ax.plot(bench.index, bench.to_numpy(), label=benchmark.name or "buy and hold", lw=1.0,
+                color=BENCHMARK_COLOR)  # fmt: skip
     ax.set_yscale("log")
     ax.set_ylabel("equity (log scale)")
     ax.set_title("Equity vs benchmark")
@@ -70,10 +84,12 @@ def plot_drawdown(result: BacktestResult, benchmark: BacktestResult | None, path
     fig = _figure(3.0)
     ax = fig.add_subplot()
     dd = _thin(drawdown(result.equity, result.initial_cash)) * 100
-    ax.fill_between(dd.index, dd.to_numpy(), 0.0, alpha=0.4, label=result.name or "strategy")
+    ax.fill_between(dd.index, dd.to_numpy(), 0.0, alpha=0.4, color=STRATEGY_COLOR,
+                    label=result.name or "strategy")  # fmt: skip
     if benchmark is not None:
         bdd = _thin(drawdown(benchmark.equity, benchmark.initial_cash)) * 100
-        ax.plot(bdd.index, bdd.to_numpy(), lw=0.8, label=benchmark.name or "buy and hold")
+        ax.plot(bdd.index, bdd.to_numpy(), lw=0.9, color=BENCHMARK_COLOR,
+                label=benchmark.name or "buy and hold")  # fmt: skip
     ax.set_ylabel("drawdown (%)")
     ax.set_title("Drawdown")
     ax.grid(True, alpha=0.3)
@@ -111,7 +127,14 @@ def plot_trades(result: BacktestResult, data: pd.DataFrame, path: Path) -> Path:
     close = _thin(data["close"])
     ax.plot(close.index, close.to_numpy(), color="0.35", lw=0.8, label="close")
     trades = result.trades
-    if len(trades):
+    dense = len(trades) > TRADE_MARKERS_MAX
+    if dense:  # hundreds of markers hide the price: thin ticks at the entries only
+        win = trades["pnl"].to_numpy() > 0
+        for mask, color in ((win, "tab:green"), (~win, "tab:red")):
+            sel = trades[mask]
+            ax.scatter(sel["entry_time"], sel["entry_price"], marker="|", s=10, lw=0.6,
+                       color=color, alpha=0.6, zorder=3)  # fmt: skip
+    elif len(trades):
         win = trades["pnl"].to_numpy() > 0
         long = (trades["side"] == "long").to_numpy()
         for mask, color in ((win, "tab:green"), (~win, "tab:red")):
@@ -128,6 +151,9 @@ def plot_trades(result: BacktestResult, data: pd.DataFrame, path: Path) -> Path:
             sel = trades[mask]
             ax.scatter(sel["exit_time"], sel["exit_price"], marker="x", s=12, color=color, zorder=3)
     ax.set_ylabel("price")
-    ax.set_title(f"Trades on price ({len(trades)} round trips; ^ long, v short, x exit)")
+    if dense:
+        ax.set_title(f"Trades on price ({len(trades)} round trips: entries as ticks, green wins)")
+    else:
+        ax.set_title(f"Trades on price ({len(trades)} round trips; ^ long, v short, x exit)")
     ax.grid(True, alpha=0.3)
     return _save(fig, path)

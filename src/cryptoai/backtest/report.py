@@ -1,7 +1,9 @@
 """A backtest's files on disk: metrics, trades, equity, plots and a Markdown report.
 
-The report always shows buy-and-hold next to the strategy and states the costs used, so a
-result is never read without its benchmark and its assumptions.
+The report always shows buy-and-hold next to the strategy, the same decisions gross of
+costs (so a reader can tell whether the costs or the signal lost the money), the cost
+model and the costs used, and what the period is (e.g. the out-of-sample test folds), so
+a result is never read without its benchmark and its assumptions.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cryptoai.backtest import plots
-from cryptoai.backtest.metrics import METRIC_NAMES, compute_metrics, periods_per_year, to_jsonable
+from cryptoai.backtest.metrics import METRIC_NAMES, annualization, compute_metrics, to_jsonable
 from cryptoai.backtest.result import TRADE_COLUMNS
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ ASSUMPTIONS_DOC = Path("docs/backtest_assumptions.md")
 
 # How each metric is shown in the Markdown table: label and format.
 _PCT, _NUM, _INT, _CASH = "{:.2%}", "{:.2f}", "{:.0f}", "{:,.2f}"
+#: Metrics that count things: written to metrics.json as integers.
+COUNTS = ("n_trades", "n_bars", "max_drawdown_bars")
 _DISPLAY: dict[str, tuple[str, str]] = {
     "total_return": ("Total return", _PCT),
     "cagr": ("CAGR", _PCT),
@@ -48,6 +52,7 @@ _DISPLAY: dict[str, tuple[str, str]] = {
     "funding_paid": ("Funding paid", _CASH),
     "final_equity": ("Final equity", _CASH),
     "n_bars": ("Bars", _INT),
+    "span_days": ("Calendar span (days)", "{:.1f}"),
     "periods_per_year": ("Bars per year", "{:.1f}"),
 }
 
@@ -58,28 +63,58 @@ def write_report(
     data: pd.DataFrame,
     out_dir: str | Path,
     title: str = "",
+    *,
+    period_label: str = "",
+    note: str = "",
+    gross: BacktestResult | None = None,
+    periods_per_year: float | None = None,
 ) -> dict[str, Path]:
     """Write metrics.json, trades.csv, equity.csv, PNG plots and backtest_report.md.
+
+    ``period_label`` says what the period is (e.g. "out-of-sample test folds 1-5") and
+    ``note`` adds a paragraph. ``gross``: the same decisions without costs; by default it
+    is re-run from ``result.targets`` when the result has them. ``periods_per_year``
+    overrides the bars per year (default: ``metrics.annualization``, stated in the report).
+    Figures already in ``out_dir`` (e.g. a notebook's ``signal.png``) are linked too.
 
     Returns the written paths by name (``metrics``, ``trades``, ``equity``, ``report``,
     ``equity_plot``, ``drawdown_plot``, ``monthly_plot``, ``trades_plot``).
     """
+    from cryptoai.backtest.runner import gross_of_costs
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ppy = periods_per_year(result.equity.index) if len(result.equity) > 1 else 1.0
+    ann = annualization(result.equity.index, periods_per_year) if len(result.equity) > 1 else None
+    ppy = ann["periods_per_year"] if ann else (periods_per_year or 1.0)
     strat = compute_metrics(result, ppy)
     bench = compute_metrics(benchmark, ppy) if benchmark is not None else None
+    if gross is None:
+        gross = gross_of_costs(data, result)
+    gross_m = compute_metrics(gross, ppy) if gross is not None else None
+    ours = {"equity.png", "drawdown.png", "monthly_returns.png", "trades.png"}
+    extra = sorted(p.name for p in out.glob("*.png") if p.name not in ours)
 
+    payload = {
+        **strat,
+        "benchmark": bench,
+        "gross_of_costs": gross_m,
+        "period_label": period_label,
+        "annualization": _annualization_record(ann, ppy),
+        "cost_model": result.settings.get("cost_model", "fixed"),
+        "execution_settings": result.settings,
+    }
     paths = {
-        "metrics": _write_json(out / "metrics.json", {**strat, "benchmark": bench}),
+        "metrics": _write_json(out / "metrics.json", payload),
         "trades": write_trades_csv(result.trades, out / "trades.csv"),
         "equity": write_equity_csv(result.equity, out / "equity.csv"),
-        "equity_plot": plots.plot_equity(result, benchmark, out / "equity.png"),
+        "equity_plot": plots.plot_equity(result, benchmark, out / "equity.png", gross=gross),
         "drawdown_plot": plots.plot_drawdown(result, benchmark, out / "drawdown.png"),
         "monthly_plot": plots.plot_monthly_returns(result, out / "monthly_returns.png"),
         "trades_plot": plots.plot_trades(result, data, out / "trades.png"),
     }
-    text = render_markdown(result, benchmark, strat, bench, paths, out, title)
+    paths.update({f"figure:{name}": out / name for name in extra})
+    context = {"period_label": period_label, "note": note, "ann": ann, "gross": gross_m}
+    text = render_markdown(result, benchmark, strat, bench, paths, out, title, context)
     paths["report"] = out / "backtest_report.md"
     paths["report"].write_text(text, encoding="utf-8")
     log.info("backtest report written to %s", paths["report"])
@@ -115,34 +150,65 @@ def render_markdown(
     paths: dict[str, Path],
     out: Path,
     title: str = "",
+    context: dict[str, Any] | None = None,
 ) -> str:
     """The Markdown report: period, settings and costs, metrics side by side, plots."""
+    ctx = context or {}
     eq = result.equity
     name = result.name or "strategy"
+    label = ctx.get("period_label") or ""
     lines = [f"# {title or 'Backtest report: ' + name}", ""]
     lines += [
-        f"Period: {eq.index[0]:%Y-%m-%d %H:%M} to {eq.index[-1]:%Y-%m-%d %H:%M} UTC,"
-        f" {len(eq)} bars. Initial cash: {result.initial_cash:,.2f}.",
+        f"Period{f' ({label})' if label else ''}: {eq.index[0]:%Y-%m-%d %H:%M} to"
+        f" {eq.index[-1]:%Y-%m-%d %H:%M} UTC, {len(eq)} bars. Initial cash:"
+        f" {result.initial_cash:,.2f}.",
         "",
-        "## Settings and costs",
-        "",
-        "| setting | value |",
-        "|---|---|",
     ]
+    if ctx.get("note"):
+        lines += [str(ctx["note"]), ""]
+    ann = ctx.get("ann")
+    if ann is not None:
+        lines += [
+            f"Annualization: {ann['periods_per_year']:.1f} bars per year ({ann['source']});"
+            f" CAGR over the calendar span of {ann['span_days']:.1f} days.",
+            "",
+        ]
+        if not ann["ok"]:
+            lines += [f"**Short sample**: {ann['note']} (docs/metrics.md).", ""]
+    lines += ["## Settings and costs", "", *_costs_text(result.settings), ""]
+    lines += ["| setting | value |", "|---|---|"]
     lines += [f"| {k} | {_setting(v)} |" for k, v in sorted(result.settings.items())]
-    lines += ["", "## Metrics", "", f"| metric | {name} | buy and hold |", "|---|---:|---:|"]
+    gross = ctx.get("gross")
+    head = f"| metric | {name} | buy and hold |"
+    rule = "|---|---:|---:|"
+    if gross is not None:
+        head, rule = head + f" {name} gross of costs |", rule + "---:|"
+    lines += ["", "## Metrics", "", head, rule]
     for key in METRIC_NAMES:
-        label, fmt = _DISPLAY[key]
+        label_, fmt = _DISPLAY[key]
         other = _fmt(bench[key], fmt) if bench is not None else "n/a"
-        lines.append(f"| {label} | {_fmt(strat[key], fmt)} | {other} |")
+        row = f"| {label_} | {_fmt(strat[key], fmt)} | {other} |"
+        lines.append(row + (f" {_fmt(gross[key], fmt)} |" if gross is not None else ""))
+    if gross is not None:
+        lines += [
+            "",
+            f"Gross of costs: the same decisions without fees, slippage, spread, impact or"
+            f" funding return {_fmt(gross['total_return'], _PCT)} against"
+            f" {_fmt(strat['total_return'], _PCT)} net: the costs took"
+            f" {_fmt(gross['total_return'] - strat['total_return'], _PCT)}.",
+        ]
     lines += ["", "## Plots", ""]
     for key, caption in (
-        ("equity_plot", "Equity vs buy and hold"),
+        ("equity_plot", "Equity vs buy and hold (and gross of costs)"),
         ("drawdown_plot", "Drawdown"),
         ("monthly_plot", "Monthly returns"),
         ("trades_plot", "Trades on price"),
     ):
         lines += [f"![{caption}]({paths[key].name})", ""]
+    for key, path in paths.items():
+        if key.startswith("figure:"):
+            caption = "Signal" if path.stem == "signal" else path.stem.replace("_", " ")
+            lines += [f"![{caption}]({path.name})", ""]
     lines += [
         "## Assumptions",
         "",
@@ -156,9 +222,61 @@ def render_markdown(
     return "\n".join(lines)
 
 
+def _costs_text(settings: dict[str, Any]) -> list[str]:
+    """The cost model that ran, in words (what each fee applies to)."""
+    model = settings.get("cost_model", "fixed")
+    fee, maker = settings.get("fee_bps"), settings.get("maker_fee_bps")
+    slip = settings.get("slippage_bps")
+    lines = [
+        f"Cost model: **{model}**. Taker fee {fee} bps per side on market orders, stops,"
+        f" stop-losses, time stops, liquidations and the final close; maker fee {maker} bps"
+        " on fills that rest in the book at their own price (limit orders and take-profits),"
+        " which pay no slippage."
+    ]
+    if model == "maker_taker":
+        lines.append(
+            "A limit order or take-profit that the open gaps through crosses the book: it"
+            " pays the taker fee and slippage."
+        )
+    elif model == "tiered":
+        lines.append(
+            f"Fees by tier of the notional traded over the 30 completed days before each"
+            f" fill (floor, taker bps, maker bps): {settings.get('fee_tiers')}."
+        )
+    if model == "spread":
+        const = settings.get("spread_bps")
+        source = f"a constant {const} bps spread" if const is not None else "the spread column"
+        lines.append(f"Slippage: half of {source} per side (replaces slippage_bps).")
+    else:
+        lines.append(f"Slippage: {slip} bps per side on taker fills.")
+    if model == "impact":
+        lines.append(
+            f"Market impact on taker fills: {settings.get('impact_k')} bps x sqrt(order"
+            " notional / the last completed bar's quote volume), at most 10%."
+        )
+    return [" ".join(lines)]
+
+
+def _annualization_record(ann: dict[str, Any] | None, ppy: float) -> dict[str, Any]:
+    if ann is None:
+        return {"periods_per_year": ppy, "source": "given or assumed (one bar)", "ok": False}
+    return dict(ann)
+
+
 def _write_json(path: Path, payload: dict[str, Any]) -> Path:
+    payload = _counts_as_ints(payload)
     path.write_text(json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n")
     return path
+
+
+def _counts_as_ints(payload: dict[str, Any]) -> dict[str, Any]:
+    out = dict(payload)
+    for key, value in out.items():
+        if key in COUNTS and isinstance(value, int | float) and value == value:
+            out[key] = int(value)
+        elif isinstance(value, dict) and key != "execution_settings":
+            out[key] = _counts_as_ints(value)
+    return out
 
 
 def _fmt(value: float, fmt: str) -> str:

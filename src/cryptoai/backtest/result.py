@@ -54,6 +54,9 @@ class BacktestResult:
     settings: dict = field(default_factory=dict)
     funding_paid: float = 0.0
     name: str = ""
+    #: the target series that produced the run (vectorized market-order runs), so the same
+    #: decisions can be run again, e.g. without costs (``runner.gross_of_costs``)
+    targets: pd.Series | None = None
 
     @property
     def final_equity(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any
 
 import pandas as pd
@@ -16,6 +17,17 @@ from cryptoai.strategies.base import BaseStrategy
 from cryptoai.strategies.registry import make_strategy
 
 ENGINES = ("vectorized", "event")
+#: What "gross of costs" turns off: fees, slippage, spread, impact and funding.
+NO_COSTS = {
+    "fee_bps": 0.0,
+    "maker_fee_bps": 0.0,
+    "slippage_bps": 0.0,
+    "vol_slippage": 0.0,
+    "funding_rate": 0.0,
+    "cost_model": "fixed",
+    "fee_tiers": None,
+    "spread_bps": None,
+}
 
 
 def run_strategy(
@@ -77,3 +89,32 @@ def run_backtest(
         validate=False,
     )
     return result, bench
+
+
+def settings_of(result: BacktestResult) -> ExecutionSettings:
+    """The ExecutionSettings a result ran with (its settings dict minus engine notes)."""
+    known = {f.name for f in fields(ExecutionSettings)}
+    return make_settings({k: v for k, v in result.settings.items() if k in known})
+
+
+def gross_of_costs(
+    data: pd.DataFrame,
+    result: BacktestResult,
+    strategy: str | type[BaseStrategy] | BaseStrategy | None = None,
+    params: dict[str, Any] | None = None,
+) -> BacktestResult | None:
+    """The same decisions without fees, slippage, spread, impact or funding (``NO_COSTS``),
+    so a report can tell whether the costs or the signal lost the money.
+
+    Re-runs ``result.targets`` (vectorized market-order runs) or, when given, the
+    ``strategy`` through the engine the result used; None when neither is available.
+    """
+    cfg = settings_of(result).with_(**NO_COSTS)
+    name = f"{result.name or 'strategy'} (gross)"
+    if result.targets is not None:
+        return run_vectorized(data, result.targets, cfg, name=name, validate=False)
+    if strategy is None:
+        return None
+    engine = result.settings.get("engine")
+    gross = run_strategy(data, strategy, params, cfg, engine=engine, validate=False)
+    return replace(gross, name=name)

@@ -164,4 +164,14 @@ def run_vectorized(
     state = k.new_state(cfg.initial_cash)
     fills, out = k.run_targets(state, p, m, tgt, kinds, prices)
     extra = {"engine": "vectorized", "funding": "series" if funding is not None else "rate"}
-    return build_result(index, fills, out, state, cfg, name=name, extra_settings=extra)
+    market_only = limit_price is None and stop_price is None
+    return build_result(
+        index,
+        fills,
+        out,
+        state,
+        cfg,
+        name=name,
+        extra_settings=extra,
+        targets=tgt if market_only else None,
+    )
