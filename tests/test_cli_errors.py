@@ -263,3 +263,14 @@ def test_plugin_run_and_errors_in_a_fresh_process(tiny_csv, tmp_path, plugin):
     assert typo.returncode == 2
     assert "Traceback" not in typo.stderr
     assert "Error: No such command 'optimise'." in typo.stderr
+
+
+def test_running_the_command_again_registers_nothing_twice(capsys):
+    """`main` runs many times in one process; each call once added every command again."""
+    from cryptoai.cli import app
+
+    assert main(["strategies"]) == 0
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert main(["strategies"]) == 0 and main(["backtest", "--nope"]) == 2
+    assert [c.name or c.callback.__name__ for c in app.registered_commands] == names
+    assert len(names) == len(set(names))

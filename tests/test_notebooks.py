@@ -1,7 +1,7 @@
 """The numbered notebooks, run top to bottom in smoke mode (how they are stored is checked by
 test_notebook_pairs.py).
 
-The five notebooks are executed once per test session, in order (04 and 05 read what 03
+The six notebooks are executed once per test session, in order (04 and 05 read what 03
 saved), by papermill in a real ``python3`` kernel from a scratch working directory, with the
 raw store and the outputs in a temporary folder (the repository's data/ and docs/ are never
 touched); every test below reads that one run. The assertions check what the notebooks wrote
@@ -30,6 +30,7 @@ NOTEBOOKS = [
     "03-model-prototyping",
     "04-backtesting",
     "05-robustness",
+    "06-optimization",
 ]
 START, END = "2024-10-01", "2025-01-01"
 SMOKE_BARS = 600
@@ -98,7 +99,7 @@ def _execute(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, kernel_env):
-    """Execute all five notebooks once, in order (04 and 05 read what 03 saved)."""
+    """Execute all six notebooks once, in order (04 and 05 read what 03 saved)."""
     tmp = tmp_path_factory.mktemp("notebooks")
     work, out, store = tmp / "cwd", tmp / "out", tmp / "raw"
     work.mkdir()
@@ -347,6 +348,50 @@ def test_05_robustness(run):
     groups = feature_groups(load_feature_spec(REPO / "configs" / "features" / "default.yaml"))
     assert {k for k in m if k.endswith(".loss")} == {f"ablation.{g}.loss" for g in groups}
     assert "ablation: 100%" in executed_text(run, "05-robustness")  # progress shown
+
+
+@pytest.mark.slow
+def test_06_optimization(run):
+    """The grid and walk-forward reports agree with the metrics, and the best parameters
+    re-run here through ``run_backtest`` on the same bars give the same Sharpe ratio."""
+    import cryptoai as ca
+    from cryptoai.backtest.metrics import compute_metrics
+    from cryptoai.data.store import RawStore
+    from cryptoai.optimize import load_optimize_config
+
+    folder = outputs(run, "06-optimization")
+    m = metrics(run, "06-optimization")
+    grid = json.loads((folder / "grid" / "results.json").read_text())
+    wf = json.loads((folder / "walk_forward" / "results.json").read_text())
+    # smoke grid: 3 x 3 points of fast < slow, all run, on the last 1500 bars
+    assert grid["config"]["smoke"] and len(grid["trials"]) == 9 == m["optimize.n_trials"]
+    values = [t["value"] for t in grid["trials"] if t["state"] == "complete"]
+    assert m["optimize.best_objective"] == pytest.approx(max(values))
+    stats = grid["statistics"]
+    for key in ("deflated_sharpe", "pbo"):
+        assert 0.0 <= m[f"optimize.{key}"] <= 1.0
+        assert m[f"optimize.{key}"] == pytest.approx(stats[key])
+    assert m["optimize.best_falloff"] == pytest.approx(grid["stable"]["best_falloff"])
+    cfg = load_optimize_config(REPO / "configs" / "optimize" / "ema_cross_grid.yaml")
+    # the optimization's smoke cut: the last 1500 bars of the stored candles
+    bars = RawStore(run["store"]).load("synthetic", "BTC/USDT", "1h", START, END).iloc[-1500:]
+    best = {**cfg.params, **grid["best"]["params"]}
+    chosen, bench = ca.run_backtest(bars, cfg.strategy, best, cfg.settings())
+    assert m["optimize.best_sharpe"] == pytest.approx(compute_metrics(chosen)["sharpe"])
+    assert m["optimize.excess_return"] == pytest.approx(
+        compute_metrics(chosen)["total_return"] - compute_metrics(bench)["total_return"]
+    )
+    # walk-forward: two windows of the config's 720 bars, efficiency from the windows
+    windows = wf["walk_forward"]["windows"]
+    assert [w["n_test"] for w in windows] == [720, 720]
+    ins = [w["in_sample"] for w in windows]
+    oos = [w["out_of_sample"] for w in windows]
+    assert m["optimize.walk_forward_efficiency"] == pytest.approx(
+        (sum(oos) / len(oos)) / (sum(ins) / len(ins))
+    )
+    assert m["optimize.ledger_n_trials"] == 9 + len(wf["trials"]) == 9 + 18
+    for png in ("grid/heatmap.png", "grid/equity.png", "walk_forward/equity.png"):
+        assert (folder / png).stat().st_size > 1000
 
 
 # ----------------------------------------------------------------- plugins in the kernel

@@ -17,19 +17,21 @@ from cryptoai.strategies import make_strategy
 
 FEES = {"fee_bps": 10.0, "slippage_bps": 2.0}
 FASTS, SLOWS = [3, 5, 10], [20, 40, 80]
+# Windows of a month and more: annualized figures (the objective) need 30 days of bars.
+TEST, TRAIN = 750, 1000
 
 
 @pytest.mark.parametrize("anchored", [True, False])
 def test_windows_choose_the_in_sample_argmax_and_trade_the_next_window(tmp_path, ohlcv, anchored):
     path = tmp_path / "btc.parquet"
-    ohlcv(n=1600, seed=5).to_parquet(path)
+    ohlcv(n=3600, seed=5).to_parquet(path)
     cfg = {
         "name": "wf_test",
         "data": {"file": str(path)},
         "strategy": "ema_cross",
         "space": {"fast": FASTS, "slow": SLOWS},
         "method": "walk_forward",
-        "walk_forward": {"n_splits": 3, "test_size": 300, "anchored": anchored, "train_size": 500},
+        "walk_forward": {"n_splits": 3, "test_size": TEST, "anchored": anchored, "train_size": TRAIN},
         "objective": "sharpe",
         "min_trades": 2,
         "backtest": FEES,
@@ -42,8 +44,8 @@ def test_windows_choose_the_in_sample_argmax_and_trade_the_next_window(tmp_path,
     assert len(windows) == 3
     oos = []
     for i, w in enumerate(windows):
-        train_end = n - (3 - i) * 300
-        train_start = 0 if anchored else train_end - 500
+        train_end = n - (3 - i) * TEST
+        train_start = 0 if anchored else train_end - TRAIN
         train = frame.iloc[train_start:train_end]
         scores = {}
         for fast, slow in itertools.product(FASTS, SLOWS):
@@ -58,8 +60,8 @@ def test_windows_choose_the_in_sample_argmax_and_trade_the_next_window(tmp_path,
         assert w["test_start"] == frame.index[train_end].isoformat()
         # out of sample: signals warmed up on the past, the test window traded on its own
         strat = make_strategy("ema_cross", {"fast": best[0], "slow": best[1]})
-        target = strat.signals(frame.iloc[train_start : train_end + 300]).iloc[-300:]
-        res = run_vectorized(frame.iloc[train_end : train_end + 300], target, settings)
+        target = strat.signals(frame.iloc[train_start : train_end + TEST]).iloc[-TEST:]
+        res = run_vectorized(frame.iloc[train_end : train_end + TEST], target, settings)
         assert w["out_of_sample"] == pytest.approx(compute_metrics(res)["sharpe"], rel=1e-12)
         oos.append(res.equity.to_numpy() / res.initial_cash)
     # the stitched curve compounds the windows

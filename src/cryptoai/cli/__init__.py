@@ -65,11 +65,31 @@ def _show(exc: Exception) -> None:
         print(f"Error: {message}", file=sys.stderr)  # noqa: T201
 
 
-def _register() -> None:
-    from cryptoai.cli import backtest, data, experiments, features, optimize, train
+_registered = False
 
-    for module in (data, features, train, backtest, experiments, optimize):
+
+def _register() -> None:
+    """Add every command group to ``app``, once per process: `main` runs many times in one
+    process (tests, notebooks), and typer keeps every registration, so registering on each
+    call made each later call slower (300 calls: 3,000 commands and 7 s to parse a line)."""
+    global _registered
+    if _registered:
+        return
+    from cryptoai.cli import (
+        backtest,
+        data,
+        experiments,
+        features,
+        models,
+        optimize,
+        rl,
+        serve,
+        train,
+    )
+
+    for module in (data, features, train, backtest, experiments, optimize, models, serve, rl):
         module.register(app)
+    _registered = True
 
 
 def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:

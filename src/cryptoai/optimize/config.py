@@ -41,7 +41,9 @@ MINIMIZE_BY_DEFAULT = frozenset(
         "funding_paid",
     }
 )
-SMOKE_BARS = 1500
+# Enough hourly bars for two walk-forward test windows of a month each: annualized figures
+# need 30 days of data (docs/metrics.md), so shorter windows would report none.
+SMOKE_BARS = 2400
 SMOKE_TRIALS = 8
 SMOKE_GRID_POINTS = 3
 _SLUG = re.compile(r"^[a-z0-9_-]+$")
@@ -233,7 +235,7 @@ def smoke_config(cfg: OptimizeConfig) -> OptimizeConfig:
     data["space"] = space
     wf = data["walk_forward"]
     wf["n_splits"] = min(cfg.walk_forward.n_splits, 2)
-    wf["test_size"] = min(cfg.walk_forward.test_size or SMOKE_BARS, SMOKE_BARS // 5)
+    wf["test_size"] = min(cfg.walk_forward.test_size or SMOKE_BARS, SMOKE_BARS // 3)
     if wf["train_size"] is not None:
         wf["train_size"] = min(wf["train_size"], SMOKE_BARS // 2)
     return check_config(OptimizeConfig.model_validate(data))

@@ -230,6 +230,45 @@ def _sampler(name: str, seed: int):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def _trial_seeded(name: str, seed: int):
+    """A sampler whose draws for trial N come from a sampler seeded by (seed, N).
+
+    Trial numbers are unique within a study, so processes sharing one (``--workers``,
+    other machines with the same config and seed) never draw the same sequence, while one
+    process on a fresh study stays reproducible. A seed per process would not do: two
+    processes started together see the same study and would pick the same seed.
+    """
+    import optuna
+
+    class TrialSeeded(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._number, self._inner = None, None
+
+        def _for(self, trial):
+            if trial.number != self._number:
+                state = np.random.SeedSequence([seed, trial.number]).generate_state(1)[0]
+                self._number, self._inner = trial.number, _sampler(name, int(state))
+            return self._inner
+
+        def infer_relative_search_space(self, study, trial):
+            return self._for(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._for(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            inner = self._for(trial)
+            return inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial) -> None:
+            self._for(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values) -> None:
+            self._for(trial).after_trial(study, trial, state, values)
+
+    return TrialSeeded()
+
+
 def _suggest(trial, dim: Dimension) -> Any:
     if not dim.is_range:
         return trial.suggest_categorical(dim.name, list(dim.values))
@@ -282,7 +321,7 @@ def run_optuna_worker(job: OptunaJob) -> int:
     study = optuna.load_study(
         study_name=job.study,
         storage=open_storage(job.storage),
-        sampler=_sampler(job.sampler, job.seed),
+        sampler=_trial_seeded(job.sampler, job.seed),
     )
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     study.optimize(
@@ -362,11 +401,11 @@ def run_optuna(
                 url,
                 study,
                 sampler,
-                seed + i + done,  # resumed or parallel workers draw different sequences
+                seed,  # draws are seeded per trial number (_trial_seeded), not per worker
                 n_trials,
                 q,
             )
-            for i, q in enumerate(quotas)
+            for q in quotas
         ]
         if workers == 1:
             run_optuna_worker(jobs[0])
