@@ -14,7 +14,7 @@ END ?= 2025-01-01
 EXPERIMENTS ?= configs/experiments/logreg_baseline.yaml configs/experiments/xgboost.yaml
 JOBS ?= 1
 
-.PHONY: help setup run experiments-smoke test test-fast lint format notebooks-sync mlflow-ui optuna-dashboard lab bench clean
+.PHONY: help setup run experiments-smoke test test-fast lint format notebooks-sync mlflow-ui optuna-dashboard lab bench serve clean
 
 help:
 	@echo "make run        set up and run the main job offline (synthetic data, baseline experiments)"
@@ -81,6 +81,11 @@ optuna-dashboard: setup
 # Containers run as root; JupyterLab refuses root unless told.
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+# The prediction service on a registered model (docs/serving.md).
+MODEL ?= models:/btc-direction@champion
+serve: setup
+	$(VENV)/bin/cryptoai serve --model $(MODEL) --host 127.0.0.1 --port 8000
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -9,6 +9,7 @@ The public surface is small and imported lazily (``import cryptoai`` loads nothi
   ``register_strategy``
 - optimization: ``run_optimization`` (grid / random / Optuna / walk-forward, with the
   deflated Sharpe ratio and the probability of backtest overfitting)
+- deployment: ``predict`` (a registered model on raw candles; see docs/serving.md)
 
 Everything else lives in the subpackages (``cryptoai.data``, ``cryptoai.features``,
 ``cryptoai.modeling``, ``cryptoai.backtest``, ``cryptoai.strategies``, ``cryptoai.research``,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from cryptoai.modeling.training import train
     from cryptoai.optimize.runner import run_optimization
     from cryptoai.plugins import load_plugins
+    from cryptoai.serve.runtime import predict
     from cryptoai.strategies.base import Strategy
     from cryptoai.strategies.registry import register_strategy
 
@@ -50,6 +52,7 @@ _EXPORTS = {
     "register_strategy": "cryptoai.strategies.registry",
     "load_plugins": "cryptoai.plugins",
     "run_optimization": "cryptoai.optimize.runner",
+    "predict": "cryptoai.serve.runtime",
 }
 
 __all__ = sorted(_EXPORTS)

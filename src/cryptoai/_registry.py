@@ -45,15 +45,23 @@ class Registry(Generic[T]):
     def _load_builtins(self) -> None:
         if self._loaded:
             return
-        self._loaded = True
+        self._loaded = True  # first: the built-ins' own registrations come back through add()
         for module in self._builtins:
             importlib.import_module(module)
+
+    def _load_all(self) -> None:
+        """Built-ins, then the installed plugins' entry points: what a lookup can see."""
+        self._load_builtins()
         from cryptoai.plugins import load_entry_points
 
         load_entry_points()
 
     def add(self, name: str, obj: T, *, replace: bool = False) -> T:
-        """Register ``obj`` as ``name``; a second, different object for a name is an error."""
+        """Register ``obj`` as ``name``; a second, different object for a name is an error.
+
+        The built-ins are loaded first, so a plugin that takes a built-in's name is refused
+        whichever was imported first."""
+        self._load_builtins()
         key = self.normalize(name)
         if self._check is not None:
             self._check(name, obj)
@@ -80,7 +88,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The entry called ``name``; an unknown name lists the valid ones."""
-        self._load_builtins()
+        self._load_all()
         if not isinstance(name, str):
             raise BadInputError(f"{self.kind} name must be a string, not {name!r}")
         try:
@@ -96,14 +104,14 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""
-        self._load_builtins()
+        self._load_all()
         return sorted(self._entries)
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        self._load_builtins()
+        self._load_all()
         return isinstance(name, str) and self.normalize(name) in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -117,9 +117,9 @@ def _import(target: str | Path) -> str:
         raise BadInputError(f"plugin {target} failed to load: {exc}") from exc
     except Exception as exc:
         line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line and f"line {line}" not in str(exc) else ""
         raise BadInputError(
-            f"plugin {target} failed to load: {type(exc).__name__}: {exc}"
-            + (f" (line {line})" if line else "")
+            f"plugin {target} failed to load: {type(exc).__name__}: {exc}{where}"
         ) from exc
     _loaded[key] = name
     log.debug("loaded plugin %s as %s", target, name)

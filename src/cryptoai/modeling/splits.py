@@ -160,9 +160,7 @@ def walk_forward_predict(
     from tqdm.auto import tqdm
 
     parts, fitted = [], []
-    bar = tqdm(
-        list(enumerate(splits)), desc=desc, unit="fold", disable=not progress
-    )
+    bar = tqdm(list(enumerate(splits)), desc=desc, unit="fold", disable=not progress)
     for k, (train, test) in bar:
         est = clone(model)
         if fold_params is not None:

@@ -172,6 +172,10 @@ class TrainResult:
     seeds: dict[str, int] = field(default_factory=dict)
     #: The last feature rows, logged with the model as its input example and signature.
     input_example: pd.DataFrame | None = None
+    #: The resolved feature spec and the bars before its first complete row: what
+    #: ``cryptoai.predict`` needs to rebuild the model's inputs from raw candles.
+    feature_spec: Any = None
+    warmup_bars: int = 0
 
     @property
     def signal(self) -> pd.Series:
@@ -221,6 +225,8 @@ def train(
         ohlcv = ohlcv.iloc[-cfg.smoke_bars :]
     X, y, forward = build_dataset(ohlcv, cfg, config_file)
     fingerprint = frame_fingerprint(ohlcv)
+    spec = _feature_spec(cfg, config_file)
+    warmup = int(ohlcv.index.get_loc(X.index[0]))
     seeds["model"] = cfg.seed
     # A fold layout too long for the loaded data fails here, before any run is recorded.
     splits = plan_splits(cfg, len(X))
@@ -229,6 +235,7 @@ def train(
         result = _fit_and_evaluate(cfg, model, X, y, forward, splits, _run_dir(cfg, None), progress)
         result.data_fingerprint, result.seeds = fingerprint, seeds
         result.input_example = input_example(cfg, X)
+        result.feature_spec, result.warmup_bars = spec, warmup
         return result
 
     from cryptoai import tracking as tr
@@ -248,6 +255,7 @@ def train(
         )
         result.data_fingerprint, result.seeds, result.run_id = fingerprint, seeds, run_id
         result.input_example = input_example(cfg, X)
+        result.feature_spec, result.warmup_bars = spec, warmup
         _log_result(result, cfg)
     return result
 
@@ -402,6 +410,35 @@ def build_dataset(
         )
     span = slice(complete[0], labelled[-1] + 1)
     return X.iloc[span], y.iloc[span], forward.iloc[span]
+
+
+def _feature_spec(cfg: TrainConfig, config_file: str | Path | None):
+    from cryptoai.features.spec import load_feature_spec
+
+    return load_feature_spec(_find_file(cfg.features, config_file, "features spec"))
+
+
+def _model_card(res: TrainResult, cfg: TrainConfig) -> dict[str, Any] | None:
+    """What ``cryptoai.predict`` needs (see ``cryptoai.tracking.registry.model_card``)."""
+    from cryptoai.tracking.registry import model_card
+
+    if res.feature_spec is None:
+        return None
+    return model_card(
+        feature_spec=res.feature_spec,
+        target=cfg.target,
+        task=cfg.task,
+        warmup_bars=res.warmup_bars,
+        data_fingerprint=res.data_fingerprint,
+        classes=getattr(res.model, "classes_", None),
+        context_bars=int(getattr(res.model, "context_length", 0) or 0),
+        extra={
+            "model_name": cfg.model.name,
+            "config_name": cfg.name,
+            "symbol": cfg.data.symbol,
+            "timeframe": cfg.data.timeframe,
+        },
+    )
 
 
 def _find_file(path: str, config_file: str | Path | None, what: str) -> Path:
@@ -581,6 +618,7 @@ def _log_result(res: TrainResult, cfg: TrainConfig) -> None:
             "model",
             registered_name=cfg.tracking.registered_name,
             input_example=res.input_example,
+            card=_model_card(res, cfg),
         )
         mlflow.set_tag("model.uri", res.model_uri)
         ckpt = getattr(res.model, "checkpoint_path_", None)

@@ -40,9 +40,9 @@ from typing import Any
 
 from cryptoai.config import dump_config
 from cryptoai.errors import BadInputError, ConfigError, CryptoaiError
+from cryptoai.research.experiment_config import ExperimentConfig, load_experiment
 from cryptoai.research.notebook import METRICS_FILE
 from cryptoai.tracking.runs import mlflow_key
-from cryptoai.research.experiment_config import ExperimentConfig, load_experiment
 
 __all__ = [
     "DIAGNOSTICS_PREFIX",

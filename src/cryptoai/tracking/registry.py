@@ -90,6 +90,7 @@ def log_model(
     registered_name: str | None = None,
     input_example: Any = None,
     method: str = "auto",
+    card: dict[str, Any] | None = None,
 ) -> str:
     """Log ``estimator`` to the active run as a pyfunc model and return its model URI.
 
@@ -97,7 +98,9 @@ def log_model(
     estimator has it. ``input_example`` (a few rows of the features the model was fitted on)
     is stored with the model and gives it its signature, the input and output schema that
     serving checks requests against; without one MLflow warns that the model has no
-    signature. With ``registered_name`` the model is also registered.
+    signature. With ``registered_name`` the model is also registered. ``card`` (see
+    :func:`model_card`) is what ``cryptoai.predict`` needs to rebuild the model's inputs; it is
+    stored in the model's MLmodel metadata and copied onto registered versions as tags.
     """
 
     active_run_id("log_model")
@@ -138,7 +141,11 @@ def log_model(
             pip_requirements=model_requirements(),
             input_example=input_example,
             signature=signature,
-            metadata={"estimator_class": f"{cls.__module__}.{cls.__qualname__}", "method": method},
+            metadata={
+                "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
+                "method": method,
+                **({CARD_KEY: card} if card else {}),
+            },
         )
     logger.info("logged %s as %s", cls.__name__, info.model_uri)
     if registered_name:
@@ -147,13 +154,18 @@ def log_model(
 
 
 def register_model(model_uri: str, name: str, alias: str | None = None) -> int:
-    """Register ``model_uri`` under ``name`` (optionally pointing ``alias`` at it); return the version."""
+    """Register ``model_uri`` under ``name`` (optionally pointing ``alias`` at it); return the version.
+
+    A model logged with a card (``cryptoai train`` logs one) gets the card's fields as version
+    tags (``cryptoai.*``), so the registry shows what each version predicts and needs.
+    """
 
     configure()
     if not name or not name.strip():
         raise BadInputError("registered model name is empty; pass a name such as 'btc-direction'")
+    card = model_card_of(model_uri, missing_ok=True)
     try:
-        version = mlflow.register_model(model_uri, name)
+        version = mlflow.register_model(model_uri, name, tags=card_tags(card) if card else None)
         if alias:
             MlflowClient().set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
@@ -163,6 +175,193 @@ def register_model(model_uri: str, name: str, alias: str | None = None) -> int:
         ) from exc
     logger.info("registered %s as %s version %s", model_uri, name, version.version)
     return int(version.version)
+
+
+# ------------------------------------------------------------------ model cards and aliases
+#: Key of the card in a logged model's MLmodel metadata.
+CARD_KEY = "cryptoai"
+CARD_SCHEMA = 1
+#: What a model's predictions mean, by target kind (see DESIGN "Predictions").
+LABELS = {"direction": "proba_up", "triple_barrier": "score", "forward_return": "score"}
+_TAG_PREFIX = "cryptoai."
+_MAX_TAG = 5000
+
+
+def model_card(
+    *,
+    feature_spec: Any,
+    target: Any,
+    task: str,
+    warmup_bars: int,
+    data_fingerprint: str = "",
+    classes: Any = None,
+    context_bars: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a logged model needs to predict from raw candles, as plain JSON.
+
+    The resolved feature spec itself (not a path that may move), the target kind and horizon,
+    the label meaning, the warm-up (bars before the first complete feature row), the training
+    data fingerprint and the code version (git commit and package version).
+    """
+    from cryptoai import __version__
+    from cryptoai.tracking.runs import git_info
+
+    spec = (
+        feature_spec.model_dump(mode="json")
+        if hasattr(feature_spec, "model_dump")
+        else dict(feature_spec)
+    )
+    target_d = target.model_dump(mode="json") if hasattr(target, "model_dump") else dict(target)
+    kind = target_d.get("kind", "direction")
+    label = LABELS.get(kind, "score")
+    outputs = ["proba_up", "score"] if label == "proba_up" else ["score"]
+    if task == "regression":
+        outputs = ["expected_return", "score"]
+    git = git_info()
+    card = {
+        "schema": CARD_SCHEMA,
+        "feature_spec": spec,
+        "target": target_d,
+        "target_kind": kind,
+        "horizon": int(target_d.get("horizon", 1)),
+        "task": task,
+        "label": label,
+        "outputs": outputs,
+        "classes": None if classes is None else [float(c) for c in classes],
+        "warmup_bars": int(warmup_bars),
+        "context_bars": int(context_bars),
+        "data_fingerprint": data_fingerprint,
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        "package_version": __version__,
+    }
+    return card | (extra or {})
+
+
+def model_card_of(model_uri: str, *, missing_ok: bool = False) -> dict[str, Any] | None:
+    """The card stored with a logged or registered model (``None`` if it has none and
+    ``missing_ok``)."""
+    from mlflow.models import get_model_info
+
+    configure()
+    try:
+        info = get_model_info(model_uri)
+    except (MlflowException, OSError) as exc:
+        raise BadInputError(f"cannot read model {model_uri}: {_first_line(exc)}") from exc
+    card = (info.metadata or {}).get(CARD_KEY)
+    if card is None and not missing_ok:
+        raise BadInputError(
+            f"model {model_uri} carries no cryptoai card (feature spec, warm-up, label): "
+            "log it with `cryptoai train` or log_model(card=model_card(...))"
+        )
+    return card
+
+
+def card_tags(card: dict[str, Any]) -> dict[str, str]:
+    """A card as model version tags: scalars as text, the spec and target as JSON."""
+    tags = {}
+    for key, value in card.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if len(text) > _MAX_TAG:
+            logger.info("card field %s is %d characters: kept in MLmodel only", key, len(text))
+            continue
+        tags[_TAG_PREFIX + key] = text
+    return tags
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, int | None]:
+    """``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/NAME`` (latest) ->
+    ``(name, alias, version)``."""
+    m = re.fullmatch(r"models:/([^/@]+)(?:@([^/@]+)|/(\d+))?/?", (uri or "").strip())
+    if not m:
+        raise BadInputError(
+            f"model {uri!r} is not a registry URI: use models:/NAME@ALIAS, models:/NAME/VERSION "
+            "or models:/NAME"
+        )
+    name, alias, version = m.group(1), m.group(2), m.group(3)
+    return name, alias, int(version) if version else None
+
+
+def resolve_version(uri: str) -> tuple[str, int, str | None]:
+    """``(name, version, alias)`` a registry URI points at now (aliases are re-read each call)."""
+    name, alias, version = parse_model_uri(uri)
+    configure()
+    client = MlflowClient()
+    try:
+        if alias is not None:
+            return name, int(client.get_model_version_by_alias(name, alias).version), alias
+        if version is not None:
+            client.get_model_version(name, str(version))
+            return name, version, None
+        versions = client.search_model_versions(f"name = '{_quote(name)}'")
+    except MlflowException as exc:
+        raise BadInputError(
+            f"cannot resolve {uri}: {_first_line(exc)}; list models with `cryptoai models list`"
+        ) from exc
+    if not versions:
+        raise BadInputError(f"registered model '{name}' has no versions; register one first")
+    return name, max(int(v.version) for v in versions), None
+
+
+def promote(name: str, version: int | str, alias: str = "champion") -> None:
+    """Point ``alias`` (e.g. ``champion``) at ``version`` of registered model ``name``."""
+    configure()
+    client = MlflowClient()
+    try:
+        client.get_model_version(name, str(version))
+        client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as exc:
+        raise BadInputError(
+            f"cannot point {name}@{alias} at version {version}: {_first_line(exc)}; "
+            "see `cryptoai models list`"
+        ) from exc
+    logger.info("%s@%s -> version %s", name, alias, version)
+
+
+def list_models(name: str | None = None) -> pd.DataFrame:
+    """One row per registered version: name, version, aliases, label, target, warm-up, run."""
+    configure()
+    client = MlflowClient()
+    query = f"name = '{_quote(name)}'" if name else ""
+    rows = []
+    aliases: dict[str, dict[str, list[str]]] = {}
+    for v in client.search_model_versions(query):
+        tags = v.tags or {}
+        if v.name not in aliases:  # version search leaves aliases out on some stores
+            by_version: dict[str, list[str]] = {}
+            for alias, ver in (client.get_registered_model(v.name).aliases or {}).items():
+                by_version.setdefault(str(ver), []).append(alias)
+            aliases[v.name] = by_version
+        rows.append(
+            {
+                "name": v.name,
+                "version": int(v.version),
+                "aliases": ",".join(sorted(aliases[v.name].get(str(v.version), []))),
+                "label": tags.get("cryptoai.label", ""),
+                "target": tags.get("cryptoai.target_kind", ""),
+                "horizon": tags.get("cryptoai.horizon", ""),
+                "warmup_bars": tags.get("cryptoai.warmup_bars", ""),
+                "git_commit": tags.get("cryptoai.git_commit", "")[:12],
+                "run_id": v.run_id or "",
+                "created": pd.Timestamp(int(v.creation_timestamp), unit="ms", tz="UTC"),
+            }
+        )
+    cols = ["name", "version", "aliases", "label", "target", "horizon", "warmup_bars"]
+    cols += ["git_commit", "run_id", "created"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["name", "version"]).reset_index(drop=True)
+
+
+def run_model_uri(run_id: str) -> str:
+    """The model a run logged: its ``model.uri`` tag (``cryptoai train`` sets it), else
+    ``runs:/RUN_ID/model``."""
+    configure()
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException as exc:
+        raise BadInputError(f"no MLflow run {run_id!r}: {_first_line(exc)}") from exc
+    return run.data.tags.get("model.uri") or f"runs:/{run_id}/model"
 
 
 def load_model(

@@ -1,8 +1,8 @@
 """Models found by name, so configs and the CLI can say ``model: {name: xgboost}``.
 
 A model class registers itself with ``@register_model("name", task=...)`` in its own file
-(a user plugin does the same). The sequence models are registered here by reference
-(``"module:Class"``), so looking up ``logreg`` never imports torch.
+(a user plugin does the same). The sequence models are registered by reference
+(``"module:Class"``, in ``_sequence_names``), so looking up ``logreg`` never imports torch.
 """
 
 from __future__ import annotations
@@ -22,14 +22,9 @@ M = TypeVar("M", bound=type[BaseModel])
 #: name -> task -> (class or "module:Class", parameters the name fixes)
 Entry = dict[str, tuple[type[BaseModel] | str, dict[str, Any]]]
 
-MODELS: Registry[Entry] = Registry("model", ("cryptoai.modeling.models.tabular",))
-
-_SEQ = "cryptoai.modeling.models.sequence"
-for _arch in SEQUENCE_MODELS:
-    _entry: Entry = {"regression": (f"{_SEQ}:SequenceRegressor", {"arch": _arch})}
-    if _arch != "nhits":  # N-HiTS is a point forecaster only
-        _entry["classification"] = (f"{_SEQ}:SequenceClassifier", {"arch": _arch})
-    MODELS.add(_arch, _entry)
+MODELS: Registry[Entry] = Registry(
+    "model", ("cryptoai.modeling.models.tabular", "cryptoai.modeling.models._sequence_names")
+)
 
 
 def register_model(name: str, task: str | None = None, **fixed: Any) -> Callable[[M], M]:

@@ -1,0 +1,28 @@
+"""Deployment: runtime ``predict`` on raw candles, the FastAPI service, the live loop, drift.
+
+Names load on first use, so ``from cryptoai import serve`` imports neither MLflow nor FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cryptoai._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from cryptoai.serve.app import create_app
+    from cryptoai.serve.ratelimit import RateLimiter, parse_rate
+    from cryptoai.serve.runtime import Predictor, clear_cache, load_predictor, predict
+
+_EXPORTS = {
+    "Predictor": ".runtime",
+    "clear_cache": ".runtime",
+    "load_predictor": ".runtime",
+    "predict": ".runtime",
+    "create_app": ".app",
+    "RateLimiter": ".ratelimit",
+    "parse_rate": ".ratelimit",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
