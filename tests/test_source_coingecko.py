@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pandas as pd
 import pytest
@@ -166,13 +165,29 @@ def test_default_is_the_keyless_public_api():
         CoinGeckoSource(api_url="localhost:8000")
 
 
+class FakeClock:
+    """Time that moves only when the limiter sleeps (or the test advances it)."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 100.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def test_call_limiter_lets_a_burst_through_then_spreads_calls():
-    limiter = CallLimiter(limit=3, window_s=0.3)
-    t0 = time.monotonic()
+    clock = FakeClock()
+    limiter = CallLimiter(limit=3, window_s=60.0, clock=clock, sleep=clock.sleep)
     stamps = []
     for _ in range(5):
         limiter.wait()
-        stamps.append(time.monotonic() - t0)
-    assert stamps[2] < 0.1  # the first three go at once
-    assert stamps[3] >= 0.29 and stamps[4] >= 0.29  # the fourth waits for the window
-    assert all(b - a >= 0.29 for a, b in zip(stamps, stamps[3:], strict=False))
+        stamps.append(clock.now - 100.0)
+        clock.now += 1.0  # each call takes a second
+    # three calls at t = 0, 1, 2 go at once; the fourth (at 3) waits until the first left the
+    # window (t = 60), the fifth until the second did (t = 61)
+    assert stamps == [0.0, 1.0, 2.0, 60.0, 61.0]
+    assert clock.sleeps == [57.0]  # the fifth found the window free again: no wait

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -184,12 +183,11 @@ def test_regimes_persist_for_weeks():
     assert 3000 / (switches + 1) > 21  # mean regime length beyond three weeks
 
 
-def test_two_years_hourly_is_fast():
-    synthetic_ohlcv("BTC/USDT", "1h", "2024-01-01", "2024-01-02")  # compile / load the JIT cache
-    t0 = time.perf_counter()
+def test_two_years_hourly_have_every_bar():
+    # Speed is measured in benchmarks/, not asserted here: a loaded machine would fail it.
     df = synthetic_ohlcv("LINK/USDT", "1h", "2023-01-01", "2025-01-01")
     assert len(df) == 731 * 24
-    assert time.perf_counter() - t0 < 1.0
+    assert (df.index[1:] - df.index[:-1] == pd.Timedelta(hours=1)).all()
 
 
 def test_resuming_from_a_checkpoint_gives_identical_bars(monkeypatch):

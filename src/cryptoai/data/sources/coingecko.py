@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -319,8 +319,16 @@ class CallLimiter:
     """At most ``limit`` calls in any ``window_s`` seconds (0 = no limit): a short burst
     goes out at once, a long run is spread to stay under the plan's rate limit."""
 
-    def __init__(self, limit: int, window_s: float) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.limit, self.window_s = limit, window_s
+        self._clock, self._sleep = clock, sleep  # injectable: tests drive a fake clock
         self._calls: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -328,7 +336,7 @@ class CallLimiter:
         if self.limit <= 0:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             while self._calls and now - self._calls[0] >= self.window_s:
                 self._calls.popleft()
             if len(self._calls) >= self.limit:
@@ -339,9 +347,9 @@ class CallLimiter:
                     self.window_s,
                     pause,
                 )
-                time.sleep(pause)
+                self._sleep(pause)
                 self._calls.popleft()
-            self._calls.append(time.monotonic())
+            self._calls.append(self._clock())
 
 
 def _error_message(resp: requests.Response) -> str:
