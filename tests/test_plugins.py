@@ -171,3 +171,43 @@ def test_a_plugin_model_and_feature_work_by_name(tmp_path, registries, ohlcv):
     from cryptoai.features.registry import FEATURES
 
     FEATURES.remove("plug_range_pos")
+
+
+LEAKY = """
+from cryptoai import Strategy, register_strategy
+
+@register_strategy("plug_peek")
+class Peek(Strategy):
+    params = {}
+
+    def signals(self, data):
+        up = data["close"].shift(-1) > data["close"]  # tomorrow's close: lookahead
+        return up.astype(float)
+"""
+
+
+def test_plugin_strategies_are_checked_for_lookahead_on_every_backtest(
+    tmp_path, registries, ohlcv, capsys
+):
+    from cryptoai.cli import main
+
+    csv = tmp_path / "bars.csv"
+    ohlcv(n=300, seed=11).to_csv(csv)
+    leaky = write(tmp_path / "leaky.py", LEAKY)
+    fine = write(tmp_path / "fine.py", STRATEGY.format(name="plug_fine"))
+    args = ["backtest", "--data", str(csv), "--out", str(tmp_path / "out")]
+
+    assert main([*args, "--plugins", str(leaky), "--strategy", "plug_peek"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "looks ahead" in err and "plug_peek" in err and "\n" not in err
+    assert not (tmp_path / "out" / "backtest_report.md").exists()
+
+    assert main([*args, "--plugins", str(fine), "--strategy", "plug_fine"]) == 0
+    report = (tmp_path / "out" / "backtest_report.md").read_text()
+    assert "Lookahead check: passed" in report
+
+    assert main([*args, "--strategy", "plug_peek", "--no-check-lookahead"]) == 0
+    report = (tmp_path / "out" / "backtest_report.md").read_text()
+    assert "Lookahead check: not run (turned off)" in report
+    assert main([*args, "--strategy", "ema_cross"]) == 0
+    assert "not run (built-in strategy" in (tmp_path / "out" / "backtest_report.md").read_text()

@@ -70,6 +70,12 @@ def backtest(
     ),
     store: Path = typer.Option(Path("data/raw"), help="store root for exchange/symbol/timeframe"),
     title: str = typer.Option("", help="report title"),
+    check_lookahead: bool = typer.Option(
+        None,
+        "--check-lookahead/--no-check-lookahead",
+        help="re-run the strategy with the bars after sampled decision points changed and"
+        " refuse it if an earlier decision moves (default: on for plugin strategies)",
+    ),
 ) -> None:
     """Backtest a strategy with costs on; buy-and-hold runs alongside with the same costs."""
     from cryptoai.backtest.report import write_report
@@ -104,10 +110,27 @@ def backtest(
     }
     settings = make_settings(cfg.get("execution", {}), **overrides)
     frame = load_frame(data, start, end, store_root=store)
+    note = lookahead_note(name, frame, params, check_lookahead)
     result, bench = run_backtest(frame, name, params, settings, engine=engine or cfg.get("engine"))
-    paths = write_report(result, bench, frame, out, title=title or f"{result.name} on {data}")
+    paths = write_report(
+        result, bench, frame, out, title=title or f"{result.name} on {data}", note=note
+    )
     typer.echo(summary(result, bench))
     typer.echo(f"report: {paths['report']}")
+
+
+def lookahead_note(name: str, frame, params: dict, requested: bool | None) -> str:
+    """Run the lookahead check when asked, or by default for a strategy that is not built in
+    (a plugin: nobody has proven it causal); a failure stops the backtest with the first
+    changed bar. Returns the report's sentence saying whether the check ran."""
+    from cryptoai.strategies import check_lookahead, get_strategy
+
+    builtin = get_strategy(name).__module__.startswith("cryptoai.")
+    if requested is False or (requested is None and builtin):
+        why = "turned off" if requested is False else "built-in strategy, proven in the tests"
+        return f"Lookahead check: not run ({why})."
+    report = check_lookahead(name, frame, params).raise_if_failed()
+    return f"Lookahead check: passed ({report.n_points} sampled decision bars, {report.mode})."
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
