@@ -33,7 +33,7 @@ NOTEBOOKS = [
     "06-optimization",
 ]
 START, END = "2024-10-01", "2025-01-01"
-SMOKE_BARS = 600
+SMOKE_BARS = 1600  # TrainConfig.smoke_bars: what a smoke experiment keeps
 CANDIDATES = ["logreg", "xgboost", "gru"]  # one tabular, one boosted, one sequence model
 CONFIG = REPO / "configs" / "experiments" / "logreg_baseline.yaml"
 
@@ -358,12 +358,13 @@ def test_06_optimization(run):
     from cryptoai.backtest.metrics import compute_metrics
     from cryptoai.data.store import RawStore
     from cryptoai.optimize import load_optimize_config
+    from cryptoai.optimize.config import SMOKE_BARS as OPT_SMOKE_BARS
 
     folder = outputs(run, "06-optimization")
     m = metrics(run, "06-optimization")
     grid = json.loads((folder / "grid" / "results.json").read_text())
     wf = json.loads((folder / "walk_forward" / "results.json").read_text())
-    # smoke grid: 3 x 3 points of fast < slow, all run, on the last 1500 bars
+    # smoke grid: 3 x 3 points of fast < slow, all run, on the last OPT_SMOKE_BARS bars
     assert grid["config"]["smoke"] and len(grid["trials"]) == 9 == m["optimize.n_trials"]
     values = [t["value"] for t in grid["trials"] if t["state"] == "complete"]
     assert m["optimize.best_objective"] == pytest.approx(max(values))
@@ -373,8 +374,9 @@ def test_06_optimization(run):
         assert m[f"optimize.{key}"] == pytest.approx(stats[key])
     assert m["optimize.best_falloff"] == pytest.approx(grid["stable"]["best_falloff"])
     cfg = load_optimize_config(REPO / "configs" / "optimize" / "ema_cross_grid.yaml")
-    # the optimization's smoke cut: the last 1500 bars of the stored candles
-    bars = RawStore(run["store"]).load("synthetic", "BTC/USDT", "1h", START, END).iloc[-1500:]
+    # the optimization's smoke cut: the last OPT_SMOKE_BARS bars of the stored candles
+    stored = RawStore(run["store"]).load("synthetic", "BTC/USDT", "1h", START, END)
+    bars = stored.iloc[-OPT_SMOKE_BARS:]
     best = {**cfg.params, **grid["best"]["params"]}
     chosen, bench = ca.run_backtest(bars, cfg.strategy, best, cfg.settings())
     assert m["optimize.best_sharpe"] == pytest.approx(compute_metrics(chosen)["sharpe"])
