@@ -92,3 +92,20 @@ def test_errors_are_one_line(config_file, tmp_path, capsys):
     assert main(["train", "--config", str(config_file), "--no-tracking"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{config_file}: field 'model': unknown parameter(s) depth" in err and "\n" not in err
+
+
+def test_data_errors_name_the_config_file_and_its_fields(config_file, tmp_path, capsys):
+    cfg = yaml.safe_load(config_file.read_text())
+    cfg["data"] = {"file": str(tmp_path / "bars.csv"), "start": "2030-01-01"}
+    # a real file whose bars all lie before the configured start
+    import pandas as pd
+
+    from cryptoai.data.sources.synthetic import synthetic_ohlcv
+
+    synthetic_ohlcv("BTC/USDT", "1h", "2024-01-01", "2024-01-03").to_csv(tmp_path / "bars.csv")
+    config_file.write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(config_file), "--no-tracking"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{config_file}: field 'data'" in err and "data.start" in err, err
+    assert "--start" not in err and "\n" not in err
+    assert pd.read_csv(tmp_path / "bars.csv").shape[0] == 48  # the input is untouched

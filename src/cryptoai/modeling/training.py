@@ -222,7 +222,7 @@ def train(
     if use_smoke:
         validate_train_config(cfg, config_file)
     seeds = seed_everything(cfg.seed)
-    ohlcv = load_training_data(cfg.data)
+    ohlcv = load_training_data(cfg.data, config_file)
     if cfg.smoke:
         ohlcv = ohlcv.iloc[-cfg.smoke_bars :]
     X, y, forward = build_dataset(ohlcv, cfg, config_file)
@@ -316,7 +316,7 @@ def fit_final_model(
 
     validate_train_config(cfg, config_file)
     seed_everything(cfg.seed)
-    ohlcv = load_training_data(cfg.data)
+    ohlcv = load_training_data(cfg.data, config_file)
     if cfg.smoke:
         ohlcv = ohlcv.iloc[-cfg.smoke_bars :]
     X, y, _ = build_dataset(ohlcv, cfg, config_file)
@@ -344,8 +344,26 @@ def _resolve_config(config) -> tuple[TrainConfig, str]:
     return load_train_config(config), str(config)
 
 
-def load_training_data(data: DataConfig) -> pd.DataFrame:
-    """The OHLCV frame a config names; synthetic candles missing from the store are generated."""
+def load_training_data(
+    data: DataConfig, config_file: str | Path | None = None, field: str = "data"
+) -> pd.DataFrame:
+    """The OHLCV frame a config names; synthetic candles missing from the store are generated.
+
+    A problem with the data (an empty range, a missing series, damaged files) is reported
+    against the config file and its ``data`` fields, not the command line's ``--start``."""
+    try:
+        return _load_training_data(data)
+    except ConfigError:
+        raise
+    except BadInputError as exc:
+        text = str(exc)
+        for flag in ("start", "end"):
+            text = text.replace(f"--{flag}", f"{field}.{flag}")
+        where = f"{config_file}: " if config_file else ""
+        raise ConfigError(f"{where}field '{field}': {text}") from exc
+
+
+def _load_training_data(data: DataConfig) -> pd.DataFrame:
     from cryptoai.data.loading import load_frame
 
     if data.file:
