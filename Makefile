@@ -53,9 +53,10 @@ experiments-smoke: setup
 test: setup lint
 	$(PY) -m pytest -q
 
-# The edit loop: everything except the tests marked slow (notebooks, servers, sequence models).
+# The edit loop: everything except the tests marked slow (notebooks, servers, sequence models),
+# on both cores (make test stays sequential: its servers and kernels are heavy enough alone).
 test-fast: setup lint
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2
 
 # Either side of a pair may be the one edited: jupytext keeps the newer and rewrites the other.
 notebooks-sync: setup

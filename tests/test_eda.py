@@ -100,12 +100,13 @@ def test_notebook_train_config_and_candidates(tmp_path):
 
 
 def test_training_candles_is_what_train_uses(tmp_path):
-    exp = eda.notebook_experiment(CONFIG, start="2024-12-01", end="2025-01-01", store_root=tmp_path)
+    exp = eda.notebook_experiment(CONFIG, start="2024-10-01", end="2025-01-01", store_root=tmp_path)
     full = eda.training_candles(exp.train_config())
-    smoke = eda.training_candles(exp.train_config(smoke=True))
-    assert len(full) == 31 * 24
-    assert len(smoke) == 600
-    pd.testing.assert_frame_equal(smoke, full.iloc[-600:])
+    smoke_cfg = exp.train_config(smoke=True)
+    smoke = eda.training_candles(smoke_cfg)
+    assert len(full) == 92 * 24
+    assert len(smoke) == smoke_cfg.smoke_bars < len(full)
+    pd.testing.assert_frame_equal(smoke, full.iloc[-smoke_cfg.smoke_bars :])
 
 
 def test_load_symbols_skips_what_cannot_be_loaded(tmp_path):
@@ -145,7 +146,8 @@ def test_notebook_setup_returns_a_session_and_seeds(tmp_path, monkeypatch):
     assert drawn == random.random()  # seed_everything(11) ran
     assert pd.get_option("display.max_columns") == 30
     assert (
-        "**EXP-001 logreg_baseline**" in session.header() and "smoke: last 600" in session.header()
+        "**EXP-001 logreg_baseline**" in session.header()
+        and f"smoke: last {session.cfg.smoke_bars} bars" in session.header()
     )
     # a second setup in the same kernel adds no second handler (no doubled log lines)
     notebook_setup("00-test", f"../{CONFIG}", output_dir=tmp_path / "out", show_header=False)
