@@ -107,6 +107,10 @@ paths = write_report(
     bars,
     out.dir,
     title=f"{exp.experiment_id} {exp.name}: {spec.strategy} vs buy-and-hold",
+    period_label=(
+        "the out-of-sample test folds of notebook 03: every bar traded was predicted by a"
+        " model that never trained on it"
+    ),
 )
 strategy_metrics, benchmark_metrics = compute_metrics(result), compute_metrics(benchmark)
 eda.comparison_table({spec.strategy: strategy_metrics, "buy and hold": benchmark_metrics}).T

@@ -112,8 +112,18 @@ def backtest(
     frame = load_frame(data, start, end, store_root=store)
     note = lookahead_note(name, frame, params, check_lookahead)
     result, bench = run_backtest(frame, name, params, settings, engine=engine or cfg.get("engine"))
+    from cryptoai.backtest.runner import gross_of_costs
+
+    gross = gross_of_costs(frame, result, name, params)  # event runs too, not only targets
     paths = write_report(
-        result, bench, frame, out, title=title or f"{result.name} on {data}", note=note
+        result,
+        bench,
+        frame,
+        out,
+        title=title or f"{result.name} on {data}",
+        note=note,
+        gross=gross,
+        period_label="the whole range given: in sample for any parameter chosen on it",
     )
     typer.echo(summary(result, bench))
     typer.echo(f"report: {paths['report']}")

@@ -36,6 +36,7 @@ from cryptoai.backtest._market import check_data, market_matrix, may_fund, param
 from cryptoai.backtest.result import BacktestResult
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.errors import BadInputError
+from cryptoai.rl import _steps as fast
 from cryptoai.rl.rewards import make_reward
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class TradingEnv(gym.Env):
             log.warning("%d bars after the warm-up have NaN features: observed as 0", late)
             x = np.where(np.isfinite(x), x, 0.0)
         self._x = np.ascontiguousarray(x, dtype=np.float32)
+        self._xf = self._x.reshape(-1)  # a window is a contiguous slice of the rows
         self._n_features = x.shape[1]
         n = len(data)
         # first decision bar: `window` complete feature rows end there
@@ -209,19 +211,24 @@ class TradingEnv(gym.Env):
         nb = len(bars)
         self._s = k.new_state(cfg.initial_cash)
         self._f = np.empty((min(2 * nb, 1 << 14) + 2 * k.FILL_HEADROOM, k.N_FILL))
+        self._room = self._f.shape[0] - 2 * k.FILL_HEADROOM  # a step adds at most two bars'
         self._out = np.empty((k.N_OUT, nb))
         self._targets = np.full(nb, np.nan)
         self._times = bars.index.tolist()  # Timestamps for the infos (pandas boxing is slow)
         self._last_target = 0.0  # as in the engines: an order only when the target changes
-        self._fees = 0.0
+        self._acct = np.zeros(fast.N_ACCT)
         self._j = 0  # decision bar, relative to the episode's first bar
-        self._nf = 0
-        self._kernel(-1, False, 0.0)  # the first open: nothing is pending yet
-        self._equity = self._mark(0)
+        self._nf = k.step(self._s, self._f, self._p, self._m, self._out, -1, False, 0.0,
+                          k.K_MARKET, math.nan)  # fmt: skip  (the first open: nothing pending)
+        self._equity = float(fast._mark(self._s, self._p, self._m, 0))
+        self._acct[fast.A_EQUITY] = self._equity
+        self._position = self._fees = self._funding = 0.0
         self._reward.reset(self._equity)
         self._started = True
         self._done = False
-        return self._obs(0), self._info(0)
+        obs = fast.first_obs(self._s, self._p, self._m, self._xf, start, self.window,
+                             self._n_features)  # fmt: skip
+        return obs, self._info(0)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._started:
@@ -234,20 +241,22 @@ class TradingEnv(gym.Env):
         has = target != self._last_target
         if has:
             self._last_target = target
-        self._kernel(j, has, target)  # close of the decision bar, open of the next
+        if self._nf > self._room:
+            self._f = k.grow(self._f)
+            self._room = self._f.shape[0] - 2 * k.FILL_HEADROOM
+        # close of the decision bar, open of the next (and the last close), mark, observation
+        obs = fast.env_step(
+            self._s, self._f, self._p, self._m, self._out, self._xf, self._acct, j, has,
+            target, self._start + j, self.window, self._n_features,
+        )  # fmt: skip
+        equity, self._position, self._fees, self._funding, done, nf = self._acct.tolist()
+        self._nf = int(nf)
         j += 1
         self._j = j
-        last = j == self._m.shape[1] - 1
-        if last:  # the episode's last close: close out as close_at_end does
-            self._kernel(j, False, 0.0)
-            equity = float(self._out[k.OUT_EQUITY, j])
-        else:
-            equity = self._mark(j)
-        reward = float(self._reward.step(self._equity, equity))
+        reward = self._reward.step(self._equity, equity)
         self._equity = equity
-        terminated = last or self._s[k.S_BANKRUPT] != 0.0
-        self._done = terminated
-        return self._obs(j), reward, bool(terminated), False, self._info(j)
+        self._done = terminated = done != 0.0
+        return obs, reward, terminated, False, self._info(j)
 
     # ------------------------------------------------------------------ helpers
     def target_of(self, action: Any) -> float:
@@ -265,48 +274,13 @@ class TradingEnv(gym.Env):
             raise BadInputError(f"continuous action {action!r} is not a finite number")
         return min(max(t, -1.0), 1.0)
 
-    def _kernel(self, j: int, has: bool, target: float) -> None:
-        if self._nf > self._f.shape[0] - k.FILL_HEADROOM:
-            self._f = k.grow(self._f)
-        before = self._nf
-        self._nf = k.step(
-            self._s, self._f, self._p, self._m, self._out, j, has, target, k.K_MARKET, math.nan
-        )
-        for r in range(before, self._nf):  # usually none or one new fill
-            self._fees += float(self._f[r, 4])
-
-    def _mark(self, j: int) -> float:
-        """Equity at bar ``j``'s close before its decision: cash (after this close's funding,
-        as the kernel charges it) plus the position at the close."""
-        s, m = self._s, self._m
-        u = s[k.S_UNITS]
-        c = m[k.M_CLOSE, j]
-        cash = s[k.S_CASH]
-        if u != 0.0 and self._p[k.P_FUNDED] != 0.0:
-            cash -= u * c * m[k.M_FUNDING, j]
-        return float(cash + u * c)
-
-    def _obs(self, j: int) -> np.ndarray:
-        t = self._start + j
-        obs = np.empty(self.observation_space.shape, dtype=np.float32)
-        obs[:-N_ACCOUNT] = self._x[t - self.window + 1 : t + 1].reshape(-1)
-        u = self._s[k.S_UNITS]
-        eq = self._equity
-        if u != 0.0 and eq > 0.0:
-            c = self._m[k.M_CLOSE, j]
-            obs[-2] = u * c / eq
-            obs[-1] = u * (c - self._s[k.S_ENTRY]) / eq
-        else:
-            obs[-2:] = 0.0
-        return obs
-
     def _info(self, j: int) -> dict[str, Any]:
         return {
             "timestamp": self._times[j],
             "equity": self._equity,
-            "position": float(self._s[k.S_UNITS]),
+            "position": self._position,
             "fees": self._fees,
-            "funding": float(self._s[k.S_FUNDING]),
+            "funding": self._funding,
             "target": self._last_target,
             "bar": self._start + j,
         }
