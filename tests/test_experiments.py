@@ -541,6 +541,30 @@ def test_kernel_output_becomes_log_lines(caplog):
     ]
 
 
+def test_progress_printed_line_by_line_is_logged_without_its_start_and_once_done(
+    caplog, monkeypatch
+):
+    caplog.set_level(logging.DEBUG, logger="cryptoai")
+    now = [1000.0]
+    monkeypatch.setattr(experiments.time, "monotonic", lambda: now[0])
+    stream = _KernelLog("demo 03", logging.INFO)
+    stream.write("folds:   0%|          | 0/4\n")  # the start says nothing: left out
+    stream.write("folds:  25%|##        | 1/4\n")  # the first news: logged
+    now[0] += 1.0
+    stream.write("folds:  50%|#####     | 2/4\n")  # a second later: too soon, left out
+    now[0] += 30.0
+    stream.write("folds:  75%|#######   | 3/4\n")  # half a minute later: logged
+    now[0] += 1.0
+    stream.write("folds: 100%|##########| 4/4\n")  # the end: always logged
+    stream.close()
+    got = [r.getMessage().split(": ", 1)[1] for r in caplog.records]
+    assert got == [
+        "folds:  25%|##        | 1/4",
+        "folds:  75%|#######   | 3/4",
+        "folds: 100%|##########| 4/4",
+    ]
+
+
 def test_cli_errors_are_one_line(env, tmp_path, capsys):
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.strip()

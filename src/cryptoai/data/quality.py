@@ -67,7 +67,7 @@ def quality_report(series: Series, out_md: Path, eda_dir: Path, top_gaps: int = 
             lines += ["", f"![{name}: close and volume]({link})"]
     text = "\n".join(lines) + "\n"
     out_md.write_text(text, encoding="utf-8")
-    log.info("data quality report written to %s", out_md)
+    log.debug("data quality report written to %s", out_md)  # the CLI says it once
     return text
 
 

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cryptoai.config import load_config, validate_config
 from cryptoai.errors import BadInputError, ConfigError
-from cryptoai.modeling.training import DataConfig
+from cryptoai.modeling.labels import TargetConfig
+from cryptoai.modeling.training import DataConfig, ModelConfig, ValidationConfig
 from cryptoai.optimize.space import (
     Constraint,
     Dimension,
@@ -39,6 +40,10 @@ MINIMIZE_BY_DEFAULT = frozenset(
         "fees_paid",
         "turnover",
         "funding_paid",
+        # model metrics (strategy: model): losses
+        "log_loss",
+        "mse",
+        "mae",
     }
 )
 # Enough hourly bars for two walk-forward test windows of a month each: annualized figures
@@ -82,6 +87,17 @@ class WalkForwardSpec(_Strict):
     inner: Literal["grid", "random"] = "grid"
 
 
+class PruningSpec(_Strict):
+    """Optuna's MedianPruner for model tuning (``strategy: model``): a trial whose running
+    objective after fold k is worse than the median of earlier trials' at fold k stops.
+    ``n_startup_trials`` run in full first; no trial is pruned before fold
+    ``n_warmup_steps``."""
+
+    enabled: bool = True
+    n_startup_trials: int = Field(3, ge=0)
+    n_warmup_steps: int = Field(0, ge=0)
+
+
 class OptimizeConfig(_Strict):
     """One optimization: a strategy, a search space, a method and an objective."""
 
@@ -104,6 +120,13 @@ class OptimizeConfig(_Strict):
     notes: str = ""
     smoke: bool = False
     plugins: list[str] = []
+    # strategy: model (cryptoai.optimize.model): a training config, or its parts inline
+    train: str | None = None
+    model: ModelConfig | None = None
+    features: str | None = None
+    target: TargetConfig | None = None
+    validation: ValidationConfig | None = None
+    pruning: PruningSpec = Field(default_factory=PruningSpec)
 
     @field_validator("name")
     @classmethod
@@ -127,9 +150,28 @@ class OptimizeConfig(_Strict):
 
     # -- resolved parts (computed once the config is checked) ---------------------------
 
+    @property
+    def is_model(self) -> bool:
+        """Whether this config tunes a model (``strategy: model``) rather than a strategy."""
+        from cryptoai.optimize.model import MODEL
+
+        return self.strategy == MODEL
+
+    @cached_property
+    def train_config(self):
+        """``strategy: model``: the resolved training config and the file it came from."""
+        from cryptoai.optimize.model import resolve_train_config
+
+        return resolve_train_config(self)
+
     @cached_property
     def dimensions(self) -> list[Dimension]:
         from cryptoai.strategies.registry import get_strategy
+
+        if self.is_model:
+            from cryptoai.optimize.model import model_dimensions
+
+            return model_dimensions(self)
 
         defaults = get_strategy(self.strategy).params
         return [make_dimension(k, v, defaults.get(k)) for k, v in self.space.items()]
@@ -152,8 +194,17 @@ class OptimizeConfig(_Strict):
 def check_config(cfg: OptimizeConfig) -> OptimizeConfig:
     """Semantic checks beyond the schema; raises BadInputError ``"FIELD: reason"``."""
     from cryptoai.backtest.metrics import METRIC_NAMES
+    from cryptoai.optimize.model import MODEL_ONLY_FIELDS, check_model_config
     from cryptoai.strategies.registry import get_strategy
 
+    if cfg.is_model:
+        return check_model_config(cfg)
+    for key in MODEL_ONLY_FIELDS:
+        if getattr(cfg, key) is not None:
+            raise BadInputError(
+                f"{key}: only a model is tuned with a training config: use strategy: model,"
+                f" or drop {key}"
+            )
     try:
         cls = get_strategy(cfg.strategy)
     except BadInputError as exc:

@@ -56,6 +56,7 @@ def run_optimization(
     tracking: bool = True,
     clock: Callable[[], dt.date] | None = None,
     reports_root: str | Path | None = None,
+    checkpoints_root: str | Path | None = None,
 ) -> OptimizationResult:
     """Run the optimization a config describes and write its report.
 
@@ -64,6 +65,8 @@ def run_optimization(
     ``CRYPTOAI_OPTUNA_STORAGE`` or ``optuna.db``, and the config's name); ``n_trials``
     overrides the config; ``workers`` processes share the trials; ``smoke`` runs a tiny
     version in seconds; ``tracking`` records the MLflow run and the trial ledger.
+    ``strategy: model`` configs tune a model (``cryptoai.optimize.model``, one process);
+    the best model is saved under ``checkpoints_root`` (default ``models/checkpoints``).
     """
     from cryptoai.fingerprint import frame_fingerprint
     from cryptoai.seeds import seed_everything
@@ -75,6 +78,22 @@ def run_optimization(
         cfg = smoke_config(cfg)
     today = (clock or dt.date.today)()
     seed_everything(cfg.seed)
+    if cfg.is_model:
+        from cryptoai.optimize.model import run_model_optimization
+
+        if workers > 1:
+            log.info("a model search runs its trials in one process: --workers ignored")
+        return run_model_optimization(
+            cfg,
+            source,
+            out=out,
+            storage=storage,
+            study=study,
+            tracking=tracking,
+            today=today,
+            reports_root=reports_root,
+            checkpoints_root=checkpoints_root,
+        )
     data = load_data(cfg)
     fingerprint = frame_fingerprint(data)
     runner = TrialRunner(

@@ -399,6 +399,7 @@ KERNEL_START_TRIES = 3
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_PROGRESS = re.compile(r"(\d{1,3})%\|")  # tqdm's "  40%|####      | 2/5 ..."
 
 
 class _KernelLog(io.TextIOBase):
@@ -439,6 +440,13 @@ class _KernelLog(io.TextIOBase):
         line = _ANSI_ESCAPE.sub("", line).rstrip()  # nested bars move the cursor: not for logs
         if not line.strip():
             return
+        bar = _PROGRESS.search(line)
+        if bar is not None:  # a progress bar printed line by line: start-less, now and then
+            done = bar.group(1) == "100"
+            if bar.group(1) == "0" or (
+                not done and time.monotonic() - self._last < PROGRESS_LOG_EVERY
+            ):
+                return
         self._last = time.monotonic()
         level = self.level
         if line.startswith(("WARNING", "ERROR", "CRITICAL")):

@@ -19,13 +19,19 @@ from numba import njit
 
 from cryptoai.backtest import _kernel as k
 
-# account vector written by `env_step` (read back with one `.tolist()`)
-A_EQUITY, A_UNITS, A_FEES, A_FUNDING, A_DONE, A_NF = range(6)
-N_ACCT = 6
+# account written by the steps (read back with one `.tolist()`): equity at the decision
+# close, units, fees and funding paid so far, 1 when the episode ended, fills, last target
+# and the step's reward (built-in rewards only)
+A_EQUITY, A_UNITS, A_FEES, A_FUNDING, A_DONE, A_NF, A_LAST, A_REWARD = range(8)
+N_ACCT = 8
 # built-in rewards (`cryptoai.rl.rewards`) of the batch step, and their per-env state
 R_LOG, R_DSR, R_DD = 0, 1, 2
-REWARD_CODES = {"log_return": R_LOG, "differential_sharpe": R_DSR, "drawdown_penalized": R_DD}
 N_RSTATE = 3  # floor, then (A, B) for the differential Sharpe or (peak, drawdown)
+R_NONE = -1  # a reward computed outside (a Python reward object)
+# `buffer` layout: kernel state, parameter vector, account, reward (kind, parameter, state)
+B_STATE, B_PARAMS, B_ACCT = 0, k.N_STATE, k.N_STATE + k.N_PARAMS
+B_REWARD = B_ACCT + N_ACCT
+N_BUFFER = B_REWARD + 2 + N_RSTATE
 
 
 @njit(cache=True)
@@ -65,11 +71,47 @@ def first_obs(S, P, M, X, t, window, nfeat):
     return obs
 
 
+def compiled_reward(reward) -> tuple[int, float]:
+    """(code, parameter) of a reward object the compiled steps compute with the same formulas
+    (the built-in ones), else ``(R_NONE, 0)``: the environment then calls the object."""
+    from cryptoai.rl import rewards
+
+    if type(reward) is rewards.LogReturn:
+        return R_LOG, 0.0
+    if type(reward) is rewards.DifferentialSharpe:
+        return R_DSR, reward.eta
+    if type(reward) is rewards.DrawdownPenalized:
+        return R_DD, reward.penalty
+    return R_NONE, 0.0
+
+
+def buffer(initial_cash: float, p: np.ndarray, reward: int = R_NONE, param: float = 0.0):
+    """One float64 vector holding the kernel state, the parameters, the account and the
+    reward's state (`env_step` takes it as one argument: every array argument of a compiled
+    call costs ~50 ns). ``reward``: a code of ``REWARD_CODES`` or ``R_NONE``."""
+    b = np.zeros(N_BUFFER)
+    b[B_STATE:B_PARAMS] = k.new_state(initial_cash)
+    b[B_PARAMS:B_ACCT] = p
+    b[B_REWARD] = reward
+    b[B_REWARD + 1] = param
+    return b
+
+
 @njit(cache=True)
-def env_step(S, F, P, M, OUT, X, acct, j, has, target, t, window, nfeat):
+def env_step(B, F, M, OUT, X, obs, targets, j, target, t):
     """Decision ``target`` at episode bar ``j`` (data row ``t``): the kernel's close of ``j``
     and open of ``j + 1`` (and at the last bar its close), fees, mark, observation at
-    ``j + 1``. Writes the account to ``acct``; returns the observation."""
+    ``j + 1`` into ``obs``. ``B`` is a ``buffer``; an order is placed only when the target
+    differs from the last one, as in the engines. Returns nothing: the account is in ``B``."""
+    S = B[B_STATE:B_PARAMS]
+    P = B[B_PARAMS:B_ACCT]
+    a = B[B_ACCT:B_REWARD]
+    nfeat = X.shape[1]
+    window = (obs.shape[0] - 2) // nfeat
+    targets[j] = target
+    has = target != a[A_LAST]
+    if has:
+        a[A_LAST] = target
     before = int(S[k.S_NF])
     nf = k.step(S, F, P, M, OUT, j, has, target, k.K_MARKET, math.nan)
     j += 1
@@ -79,18 +121,19 @@ def env_step(S, F, P, M, OUT, X, acct, j, has, target, t, window, nfeat):
         equity = OUT[k.OUT_EQUITY, j]
     else:
         equity = _mark(S, P, M, j)
-    fees = acct[A_FEES]
+    fees = a[A_FEES]
     for r in range(before, nf):  # usually none or one new fill
         fees += F[r, 4]
-    obs = np.empty(window * nfeat + 2, dtype=np.float32)
-    _fill_obs(obs, X, t + 1, window, nfeat, S, M, j, equity)
-    acct[A_EQUITY] = equity
-    acct[A_UNITS] = S[k.S_UNITS]
-    acct[A_FEES] = fees
-    acct[A_FUNDING] = S[k.S_FUNDING]
-    acct[A_DONE] = 1.0 if (last or S[k.S_BANKRUPT] != 0.0) else 0.0
-    acct[A_NF] = nf
-    return obs
+    _fill_obs(obs, X.reshape(-1), t + 1, window, nfeat, S, M, j, equity)
+    kind = int(B[B_REWARD])
+    if kind != R_NONE:
+        a[A_REWARD] = reward_step(B[B_REWARD + 2 :], a[A_EQUITY], equity, kind, B[B_REWARD + 1])
+    a[A_EQUITY] = equity
+    a[A_UNITS] = S[k.S_UNITS]
+    a[A_FEES] = fees
+    a[A_FUNDING] = S[k.S_FUNDING]
+    a[A_DONE] = 1.0 if (last or S[k.S_BANKRUPT] != 0.0) else 0.0
+    a[A_NF] = nf
 
 
 @njit(cache=True)
@@ -132,43 +175,56 @@ def reward_step(R, previous, equity, kind, param):
 
 
 @njit(cache=True)
-def vec_step(
-    S, F, P, M, OUT, X, starts, nbars, js, last_t, targets, rec, acct, R, kind, param,
-    window, nfeat, obs, rewards, dones,
-):  # fmt: skip
-    """One step of every sub-environment ``i`` (episode bars ``M[i, :, :nbars[i]]``, first
-    decision bar ``starts[i]`` in the data, current decision bar ``js[i]``): the target
-    ``targets[i]`` through the kernel as in ``env_step``, its reward, the observation into
-    ``obs[i]``, ``dones[i]``. Fills are only summed into the fees (the buffer is reused)."""
-    n = S.shape[0]
+def vec_step(B, F, M, rows, offsets, nbars, starts, js, OUT, X, targets, rec, obs, dones):
+    """One step of every sub-environment ``i``: its episode's bars are
+    ``M[rows[i], :, offsets[i] : offsets[i] + nbars[i]]``, its first decision bar is data
+    row ``starts[i]``, its decision bar ``js[i]``; ``B[i]`` is its ``buffer``. The target
+    ``targets[i]`` goes through the kernel as in ``env_step`` (recorded in ``rec[i]``), the
+    reward goes to ``B[i]``'s account, the observation into ``obs[i]``, the end to
+    ``dones[i]``. ``OUT`` has no columns (nothing per bar is kept) and fills are only summed
+    into the fees (``F[i]`` is reused every step)."""
+    n = B.shape[0]
+    nfeat = X.shape[1]
+    window = (obs.shape[1] - 2) // nfeat
+    xf = X.reshape(-1)
     for i in range(n):
-        s, f, p, out, a = S[i], F[i], P[i], OUT[i], acct[i]
-        m = M[i, :, : nbars[i]]
+        b = B[i]
+        S = b[B_STATE:B_PARAMS]
+        P = b[B_PARAMS:B_ACCT]
+        a = b[B_ACCT:B_REWARD]
+        f = F[i]
+        o = offsets[i]
+        m = M[rows[i], :, o : o + nbars[i]]
         j = js[i]
         target = targets[i]
         rec[i, j] = target
-        has = target != last_t[i]
+        has = target != a[A_LAST]
         if has:
-            last_t[i] = target
-        s[k.S_NF] = 0.0
-        nf = k.step(s, f, p, m, out, j, has, target, k.K_MARKET, math.nan)
-        j += 1
-        js[i] = j
-        last = j == nbars[i] - 1
-        if last:
-            nf = k.step(s, f, p, m, out, j, False, 0.0, k.K_MARKET, math.nan)
-            equity = s[k.S_CASH] + s[k.S_UNITS] * m[k.M_CLOSE][j]
-        else:
-            equity = _mark(s, p, m, j)
+            a[A_LAST] = target
+        S[k.S_NF] = 0.0  # the fills of this step only
+        nf = k.step(S, f, P, m, OUT, j, has, target, k.K_MARKET, math.nan)
         fees = a[A_FEES]
         for r in range(nf):
             fees += f[r, 4]
-        rewards[i] = reward_step(R[i], a[A_EQUITY], equity, kind, param)
-        _fill_obs(obs[i], X, starts[i] + j, window, nfeat, s, m, j, equity)
+        j += 1
+        js[i] = j
+        last = j == nbars[i] - 1
+        if last:  # the episode's last close: close out as close_at_end does
+            S[k.S_NF] = 0.0
+            nf = k.step(S, f, P, m, OUT, j, False, 0.0, k.K_MARKET, math.nan)
+            for r in range(nf):
+                fees += f[r, 4]
+            equity = S[k.S_CASH] + S[k.S_UNITS] * m[k.M_CLOSE][j]
+        else:
+            equity = _mark(S, P, m, j)
+        _fill_obs(obs[i], xf, starts[i] + j, window, nfeat, S, m, j, equity)
+        a[A_REWARD] = reward_step(
+            b[B_REWARD + 2 :], a[A_EQUITY], equity, int(b[B_REWARD]), b[B_REWARD + 1]
+        )
         a[A_EQUITY] = equity
-        a[A_UNITS] = s[k.S_UNITS]
+        a[A_UNITS] = S[k.S_UNITS]
         a[A_FEES] = fees
-        a[A_FUNDING] = s[k.S_FUNDING]
-        done = last or s[k.S_BANKRUPT] != 0.0
+        a[A_FUNDING] = S[k.S_FUNDING]
+        done = last or S[k.S_BANKRUPT] != 0.0
         a[A_DONE] = 1.0 if done else 0.0
         dones[i] = done

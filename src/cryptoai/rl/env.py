@@ -125,6 +125,7 @@ class TradingEnv(gym.Env):
         self.reward_name = reward
         self.reward_params = dict(reward_params or {})
         self._reward = make_reward(reward, **self.reward_params)
+        self._fast_reward = fast.compiled_reward(self._reward)
         self.random_start = bool(random_start)
         self.funding = funding
         self._seed = seed
@@ -178,6 +179,10 @@ class TradingEnv(gym.Env):
             self.action_space: spaces.Space = spaces.Discrete(3)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self._obs_size = size
+        #: discrete3 actions -> targets (a dict: numpy integers hash as ints)
+        self._discrete = dict(enumerate(DISCRETE3)) if actions == "discrete3" else {}
+        self._times: list[pd.Timestamp] | None = None
         self._started = False
         self._done = True
 
@@ -205,55 +210,64 @@ class TradingEnv(gym.Env):
         bars = self.data.iloc[start : end + 1]
         cfg = self.settings
         m = market_matrix(bars, cfg, self.funding)
-        self._p = params(cfg, bars.index, m, funded=may_fund(cfg, self.funding))
+        p = params(cfg, bars.index, m, funded=may_fund(cfg, self.funding))
         # one 2-D array, as the event engine hands it to the compiled step
         self._m = np.ascontiguousarray(np.vstack(m))
         nb = len(bars)
-        self._s = k.new_state(cfg.initial_cash)
+        # kernel state, parameters and account in one buffer (`_steps.buffer`), seen as views
+        self._b = fast.buffer(cfg.initial_cash, p, *self._fast_reward)
+        self._s = self._b[fast.B_STATE : fast.B_PARAMS]
+        self._p = self._b[fast.B_PARAMS : fast.B_ACCT]
+        self._acct = self._b[fast.B_ACCT : fast.B_REWARD]
         self._f = np.empty((min(2 * nb, 1 << 14) + 2 * k.FILL_HEADROOM, k.N_FILL))
-        self._room = self._f.shape[0] - 2 * k.FILL_HEADROOM  # a step adds at most two bars'
+        self._room = self._f.shape[0] - 2 * k.FILL_HEADROOM  # a step runs at most two bars
         self._out = np.empty((k.N_OUT, nb))
         self._targets = np.full(nb, np.nan)
-        self._times = bars.index.tolist()  # Timestamps for the infos (pandas boxing is slow)
+        if self._times is None:  # Timestamps for the infos, once (pandas boxing is slow)
+            self._times = self.data.index.tolist()
         self._last_target = 0.0  # as in the engines: an order only when the target changes
-        self._acct = np.zeros(fast.N_ACCT)
         self._j = 0  # decision bar, relative to the episode's first bar
-        self._nf = k.step(self._s, self._f, self._p, self._m, self._out, -1, False, 0.0,
-                          k.K_MARKET, math.nan)  # fmt: skip  (the first open: nothing pending)
+        self._nf = k.step(
+            self._s, self._f, self._p, self._m, self._out, -1, False, 0.0, k.K_MARKET, math.nan
+        )  # the first open: nothing is pending yet
         self._equity = float(fast._mark(self._s, self._p, self._m, 0))
         self._acct[fast.A_EQUITY] = self._equity
         self._position = self._fees = self._funding = 0.0
         self._reward.reset(self._equity)
+        fast.reward_reset(self._b[fast.B_REWARD + 2 :], self._equity, self._fast_reward[0])
         self._started = True
         self._done = False
-        obs = fast.first_obs(self._s, self._p, self._m, self._xf, start, self.window,
-                             self._n_features)  # fmt: skip
+        obs = fast.first_obs(
+            self._s, self._p, self._m, self._xf, start, self.window, self._n_features
+        )
         return obs, self._info(0)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if not self._started:
-            raise BadInputError("call reset() before step()")
         if self._done:
+            if not self._started:
+                raise BadInputError("call reset() before step()")
             raise BadInputError("the episode has ended: call reset() to start a new one")
-        target = self.target_of(action)
+        try:
+            target = self._discrete[action]  # discrete3: ints and numpy integers
+        except (KeyError, TypeError):
+            target = self.target_of(action)
         j = self._j
-        self._targets[j] = target
-        has = target != self._last_target
-        if has:
-            self._last_target = target
         if self._nf > self._room:
             self._f = k.grow(self._f)
             self._room = self._f.shape[0] - 2 * k.FILL_HEADROOM
+        obs = np.empty(self._obs_size, dtype=np.float32)
         # close of the decision bar, open of the next (and the last close), mark, observation
-        obs = fast.env_step(
-            self._s, self._f, self._p, self._m, self._out, self._xf, self._acct, j, has,
-            target, self._start + j, self.window, self._n_features,
-        )  # fmt: skip
-        equity, self._position, self._fees, self._funding, done, nf = self._acct.tolist()
+        fast.env_step(
+            self._b, self._f, self._m, self._out, self._x, obs, self._targets, j, target,
+            self._start + j,
+        )
+        equity, self._position, self._fees, self._funding, done, nf, self._last_target, reward = (
+            self._acct.tolist()
+        )
         self._nf = int(nf)
-        j += 1
-        self._j = j
-        reward = self._reward.step(self._equity, equity)
+        self._j = j = j + 1
+        if self._fast_reward[0] == fast.R_NONE:
+            reward = self._reward.step(self._equity, equity)
         self._equity = equity
         self._done = terminated = done != 0.0
         return obs, reward, terminated, False, self._info(j)
@@ -276,7 +290,7 @@ class TradingEnv(gym.Env):
 
     def _info(self, j: int) -> dict[str, Any]:
         return {
-            "timestamp": self._times[j],
+            "timestamp": self._times[self._start + j],
             "equity": self._equity,
             "position": self._position,
             "fees": self._fees,

@@ -1,0 +1,685 @@
+"""``strategy: model``: tune a model's hyper-parameters (and the ``model_signal`` thresholds
+that trade it) under the training config's purged walk-forward validation.
+
+One trial is one parameter set: the model is fitted on each fold's training bars and
+predicts its test block, exactly as ``train()`` does; the objective is a model metric (the
+mean over folds, e.g. ``roc_auc``) or a backtest metric (``compute_metrics`` of the stitched
+out-of-sample predictions traded with ``model_signal`` and the config's costs). Optuna's
+MedianPruner stops a trial after fold k when its running objective is worse than the median
+of earlier trials at fold k (``trial.report(value, k)``, ``trial.should_prune()``).
+
+Every finished trial is also backtested on the same out-of-sample bars, so the statistics
+are those of strategy sweeps: PBO over the trials' per-bar returns, and the deflated Sharpe
+ratio of the best trial when the objective is the Sharpe ratio (a trial chosen by ROC AUC
+was not chosen by its Sharpe ratio, so deflating that would answer another question).
+The best trial's final model (fitted on every labelled bar) is pickled with its parameters
+in ``models/checkpoints/<study>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from cryptoai.errors import BadInputError, CryptoaiError
+from cryptoai.optimize.trials import COMPLETE, FAILED, SKIPPED, Trial, bar_returns
+
+if TYPE_CHECKING:
+    from cryptoai.optimize.config import OptimizeConfig
+    from cryptoai.optimize.results import OptimizationResult
+
+log = logging.getLogger(__name__)
+
+MODEL = "model"
+PRUNED = "pruned"
+MODEL_PREFIX = "model.params."
+SIGNAL_PREFIX = "strategy."
+#: OptimizeConfig fields read only by ``strategy: model``.
+MODEL_ONLY_FIELDS = ("train", "model", "features", "target", "validation")
+#: Model metrics by task (means over the walk-forward folds).
+MODEL_METRICS = {
+    "classification": ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "f1", "ic",
+                       "hit_rate"),
+    "regression": ("mse", "mae", "ic", "hit_rate", "ic_target"),
+}
+#: model_signal parameters a space may search (its predictions come from the trial).
+SIGNAL_PARAMS = ("long_above", "short_below", "long_exit", "short_exit", "min_hold")
+_SIGNAL_DEFAULTS = {"short_below": 0.45, "long_exit": 0.5, "short_exit": 0.5}
+
+
+# ------------------------------------------------------------------------------ config
+def _find(path: str) -> Path:
+    from cryptoai.paths import repo_root
+
+    for candidate in (Path(path), repo_root() / path):
+        if candidate.is_file():
+            return candidate
+    raise BadInputError(f"training config {path} not found: give a path from the repository root")
+
+
+def resolve_train_config(cfg: OptimizeConfig):
+    """The training config a model search runs: the ``train`` file, with the optimize
+    config's ``data`` (when given), inline ``model``/``features``/``target``/``validation``
+    and ``seed`` on top; smoke-sized when the search is. Returns ``(TrainConfig, file)``."""
+    from pydantic import ValidationError
+
+    from cryptoai.modeling.training import (
+        DataConfig,
+        TrainConfig,
+        load_train_config,
+        smoke_config,
+    )
+
+    source: str | None = None
+    if cfg.train:
+        path = _find(cfg.train)
+        try:
+            base = load_train_config(path).model_dump()
+        except CryptoaiError as exc:
+            raise BadInputError(f"train: {exc}") from None
+        source = str(path)
+    else:
+        base = {"name": cfg.name}
+    if not cfg.train or cfg.data != DataConfig():
+        base["data"] = cfg.data.model_dump()
+    for key in ("model", "target", "validation"):
+        value = getattr(cfg, key)
+        if value is not None:
+            base[key] = value.model_dump()
+    if cfg.features is not None:
+        base["features"] = cfg.features
+    if "model" not in base:
+        raise BadInputError(
+            "model: strategy: model needs a training config (train: configs/models/NAME.yaml)"
+            " or an inline model: {name: logreg, params: {...}}"
+        )
+    base["seed"] = cfg.seed
+    try:
+        tcfg = TrainConfig.model_validate(base)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BadInputError(f"{where or 'train'}: {err['msg']}") from None
+    if cfg.smoke:
+        tcfg = smoke_config(tcfg)
+    return tcfg, source
+
+
+def _model_defaults(tcfg) -> tuple[dict[str, Any], list[str]]:
+    from cryptoai.modeling.models.registry import model_class
+
+    cls, fixed = model_class(tcfg.model.name, tcfg.task)
+    defaults = {k: v for k, v in cls().get_params().items() if k not in fixed}
+    return {**defaults, **tcfg.model.params}, sorted(defaults)
+
+
+def model_dimensions(cfg: OptimizeConfig):
+    """The space's dimensions; a name is ``model.params.NAME`` (a parameter of the model)
+    or ``strategy.NAME`` (a ``model_signal`` threshold)."""
+    from cryptoai.optimize.space import make_dimension
+    from cryptoai.strategies.model_signal import ModelSignal
+
+    tcfg, _ = cfg.train_config
+    try:
+        defaults, valid = _model_defaults(tcfg)
+    except CryptoaiError as exc:
+        raise BadInputError(f"model: {exc}") from None
+    dims = []
+    for key, spec in cfg.space.items():
+        if key.startswith(MODEL_PREFIX):
+            name = key[len(MODEL_PREFIX) :]
+            if name not in defaults:
+                raise BadInputError(
+                    f"space.{key}: model {tcfg.model.name} has no parameter {name!r}: valid"
+                    f" parameters are {', '.join(valid)}"
+                )
+            default = defaults[name]
+        elif key.startswith(SIGNAL_PREFIX):
+            name = key[len(SIGNAL_PREFIX) :]
+            if name not in SIGNAL_PARAMS:
+                raise BadInputError(
+                    f"space.{key}: model_signal has no tunable parameter {name!r}: use one of"
+                    f" {', '.join(SIGNAL_PARAMS)}"
+                )
+            default = ModelSignal.params.get(name)
+            default = _SIGNAL_DEFAULTS.get(name, default) if default is None else default
+        else:
+            raise BadInputError(
+                f"space.{key}: a model search tunes model.params.NAME (the model's"
+                " parameters) or strategy.NAME (model_signal thresholds)"
+            )
+        dims.append(make_dimension(key, spec, default))
+    return dims
+
+
+def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trial's parameters as (model parameters, model_signal parameters)."""
+    model = {k[len(MODEL_PREFIX) :]: v for k, v in params.items() if k.startswith(MODEL_PREFIX)}
+    signal = {k[len(SIGNAL_PREFIX) :]: v for k, v in params.items() if k.startswith(SIGNAL_PREFIX)}
+    return model, signal
+
+
+def is_model_metric(cfg: OptimizeConfig) -> bool:
+    return cfg.objective.metric in MODEL_METRICS[cfg.train_config[0].task]
+
+
+def check_model_config(cfg: OptimizeConfig) -> OptimizeConfig:
+    """Everything that can be wrong with a model search, before any data is loaded: the
+    training config, the method, the objective, each dimension's name and values."""
+    from cryptoai.backtest.metrics import METRIC_NAMES
+    from cryptoai.modeling.models import make_model
+    from cryptoai.modeling.training import validate_train_config
+    from cryptoai.strategies.model_signal import ModelSignal
+
+    if cfg.method != "optuna":
+        raise BadInputError(
+            f"method: a model search runs optuna with pruning (got {cfg.method}): set method:"
+            " optuna (sampler tpe or random)"
+        )
+    if cfg.constraints:
+        raise BadInputError("constraints: a model search takes no constraints: drop them")
+    if not cfg.space:
+        raise BadInputError(
+            "space: the search space is empty: give e.g. model.params.C: {low: 0.01, high: 10}"
+        )
+    tcfg, source = cfg.train_config
+    try:
+        validate_train_config(tcfg, source)
+    except CryptoaiError as exc:
+        raise BadInputError(f"train: {exc}") from None
+    metric = cfg.objective.metric
+    if metric not in MODEL_METRICS[tcfg.task] and metric not in METRIC_NAMES:
+        raise BadInputError(
+            f"objective.metric: unknown metric {metric!r}: use a {tcfg.task} metric"
+            f" ({', '.join(MODEL_METRICS[tcfg.task])}, the mean over folds) or a backtest"
+            f" metric ({', '.join(METRIC_NAMES)})"
+        )
+    unknown = sorted(set(cfg.params) - set(SIGNAL_PARAMS))
+    if unknown:
+        raise BadInputError(
+            f"params.{unknown[0]}: fixed parameters of a model search are model_signal's"
+            f" ({', '.join(SIGNAL_PARAMS)}); model parameters belong in the training config"
+        )
+    try:
+        ModelSignal(**cfg.params)
+    except BadInputError as exc:
+        raise BadInputError(f"params: {exc}") from None
+    dims = cfg.dimensions
+    for dim in dims:
+        values = list(dim.values) if not dim.is_range else [dim.low, dim.high]
+        for value in values:
+            model_p, signal_p = split_params({dim.name: value})
+            try:
+                if model_p:
+                    make_model(tcfg.model.name, tcfg.task, **{**tcfg.model.params, **model_p})
+                else:
+                    ModelSignal(**{**cfg.params, **signal_p})
+            except (BadInputError, TypeError, ValueError) as exc:
+                raise BadInputError(f"space.{dim.name}: {value!r}: {exc}") from None
+    if cfg.sampler == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise BadInputError(
+                "sampler: cmaes needs the cmaes package: pip install cmaes, or use tpe"
+            ) from None
+    try:
+        cfg.settings()
+    except BadInputError as exc:
+        raise BadInputError(f"backtest: {exc}") from None
+    return cfg
+
+
+# ------------------------------------------------------------------------------ trials
+@dataclass
+class ModelEvaluator:
+    """Everything a model trial needs besides its parameters: the data set, the folds."""
+
+    cfg: OptimizeConfig
+    tcfg: Any
+    ohlcv: pd.DataFrame
+    X: pd.DataFrame
+    y: pd.Series
+    forward: pd.Series
+    splits: list
+    #: per trial number: the stitched out-of-sample predictions and their backtest
+    outputs: dict[int, tuple[pd.DataFrame, Any]] = field(default_factory=dict)
+
+    @property
+    def model_metric(self) -> bool:
+        return self.cfg.objective.metric in MODEL_METRICS[self.tcfg.task]
+
+    def trial_config(self, model_params: Mapping[str, Any]):
+        data = self.tcfg.model_dump()
+        data["model"]["params"] = {**self.tcfg.model.params, **model_params}
+        return type(self.tcfg).model_validate(data)
+
+    def _running(self, parts: list[pd.DataFrame], signal_params: dict) -> float | None:
+        """The objective over the folds so far: the mean of the fold metrics, or the
+        backtest metric of the predictions so far."""
+        from cryptoai.modeling.evaluation import aggregate_metrics, evaluate_predictions
+
+        metric = self.cfg.objective.metric
+        if self.model_metric:
+            per_fold = [evaluate_predictions(p, self.tcfg.task, self.forward) for p in parts]
+            value = aggregate_metrics(per_fold).get(f"{metric}_mean")
+        else:
+            from cryptoai.modeling.evaluation import stitch_oos
+
+            _, m = self._backtest(stitch_oos(parts), signal_params)
+            value = m.get(metric)
+        return float(value) if value is not None and math.isfinite(value) else None
+
+    def _backtest(self, oos: pd.DataFrame, signal_params: dict):
+        from cryptoai.backtest.metrics import compute_metrics
+        from cryptoai.backtest.runner import run_strategy
+        from cryptoai.research.robustness import backtest_window, prediction_signal
+        from cryptoai.strategies.model_signal import ModelSignal
+
+        bars = backtest_window(self.ohlcv, oos)
+        signal = prediction_signal(oos)
+        strat = ModelSignal(predictions=signal, **{**self.cfg.params, **signal_params})
+        result = run_strategy(bars, strat, settings=self.cfg.settings(), validate=False)
+        return result, compute_metrics(result)
+
+    def run(self, number: int, params: Mapping[str, Any], trial=None) -> Trial:
+        """Fit and score one parameter set fold by fold; with an optuna ``trial``, report
+        the running objective after each fold and stop when the pruner says so."""
+        from cryptoai.modeling.evaluation import fold_scores, stitch_oos
+        from cryptoai.modeling.splits import walk_forward_predict
+        from cryptoai.modeling.training import HEADLINE, build_model
+        from cryptoai.optimize.trials import judge
+        from cryptoai.strategies.model_signal import ModelSignal
+
+        params = dict(params)
+        model_p, signal_p = split_params(params)
+        try:
+            ModelSignal(**{**self.cfg.params, **signal_p})
+            tcfg = self.trial_config(model_p)
+            model = build_model(tcfg)
+        except (BadInputError, ValueError) as exc:
+            return Trial(number, params, {}, SKIPPED, reason=str(exc))
+        metric = self.cfg.objective.metric
+        parts = []
+        for k, split in enumerate(self.splits):
+            part, _ = walk_forward_predict(model, self.X, self.y, [split], progress=False)
+            part["fold"] = k
+            parts.append(part)
+            if trial is not None and k < len(self.splits) - 1:
+                running = self._running(parts, signal_p)
+                if running is not None:
+                    trial.report(running, k)
+                    if trial.should_prune():
+                        return Trial(
+                            number,
+                            params,
+                            {f"{metric}_running": running, "folds_run": k + 1},
+                            PRUNED,
+                            reason=f"pruned after fold {k} ({metric} {running:.4g})",
+                        )
+        oos = stitch_oos(parts)
+        oos["forward_return"] = self.forward.reindex(oos.index)
+        per_fold, aggregate = fold_scores(oos, tcfg.task, self.forward, len(self.splits))
+        result, backtest = self._backtest(oos, signal_p)
+        metrics = dict(backtest)
+        for name in HEADLINE[tcfg.task] + ["ic_target"] * (tcfg.task == "regression"):
+            if name in aggregate:
+                metrics[f"model.{name}"] = aggregate[name]
+                metrics[f"model.{name}_std"] = aggregate.get(f"{name}_std")
+        metrics["folds_run"] = len(self.splits)
+        returns = bar_returns(result)
+        self.outputs[number] = (oos, result)
+        if self.model_metric:
+            value = aggregate.get(metric)
+            ok = value is not None and math.isfinite(value)
+            out = Trial(
+                number,
+                params,
+                metrics,
+                COMPLETE if ok else FAILED,
+                value=float(value) if ok else None,
+                reason="" if ok else f"{metric} is undefined ({value})",
+                returns=returns,
+            )
+        else:
+            out = judge(number, params, metrics, returns, metric, self.cfg.min_trades)
+        if trial is not None and out.value is not None:
+            trial.report(out.value, len(self.splits) - 1)
+        return out
+
+
+# ------------------------------------------------------------------------------ search
+def _signature(ev: ModelEvaluator) -> dict:
+    from cryptoai.fingerprint import frame_fingerprint
+
+    cfg = ev.cfg
+    tc = ev.tcfg.model_dump(mode="json", exclude={"output_dir", "tracking", "name"})
+    return json.loads(
+        json.dumps(
+            {
+                "data_fingerprint": frame_fingerprint(ev.ohlcv),
+                "strategy": MODEL,
+                "train": tc,
+                "space": {d.name: d.describe() for d in cfg.dimensions},
+                "objective": cfg.objective.model_dump(),
+                "min_trades": cfg.min_trades,
+                "backtest": cfg.settings().to_dict(),
+                "params": dict(cfg.params),
+                "pruning": cfg.pruning.model_dump(),
+            },
+            default=str,
+        )
+    )
+
+
+def run_model_search(ev: ModelEvaluator, *, storage: str | None, study: str) -> dict[str, Any]:
+    """Bring the study to ``n_trials`` finished trials in this process, with pruning."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from cryptoai.optimize.search import (
+        _importance,
+        _redact,
+        _suggest,
+        _trial_seeded,
+        default_storage,
+        open_storage,
+    )
+
+    cfg = ev.cfg
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url = storage or default_storage()
+    p = cfg.pruning
+    pruner = (
+        optuna.pruners.MedianPruner(
+            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
+        )
+        if p.enabled
+        else optuna.pruners.NopPruner()
+    )
+    try:
+        obj = optuna.create_study(
+            study_name=study,
+            storage=open_storage(url),
+            direction=cfg.objective.direction,
+            sampler=_trial_seeded(cfg.sampler, cfg.seed),
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - e.g. a direction clash
+        raise BadInputError(f"cannot create or load study {study!r}: {exc}") from None
+    sig = _signature(ev)
+    old = obj.user_attrs.get("signature")
+    if old is None:
+        obj.set_user_attr("signature", sig)
+    elif old != sig:
+        changed = sorted(k for k in set(old) | set(sig) if old.get(k) != sig.get(k))
+        raise BadInputError(
+            f"study {study!r} in {_redact(url)} holds trials of a different search (changed:"
+            f" {', '.join(changed)}): pass --study NEW_NAME, or delete the study"
+        )
+    if obj.direction.name.lower() != cfg.objective.direction:
+        raise BadInputError(
+            f"study {study!r} was created to {obj.direction.name.lower()}: pass --study NEW_NAME"
+        )
+    finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+    done = len(obj.get_trials(deepcopy=False, states=finished))
+    remaining = max(0, cfg.n_trials - done)
+    cache: dict[int, Trial] = {}
+
+    def objective(trial) -> float:
+        params = {d.name: _suggest(trial, d) for d in cfg.dimensions}
+        result = ev.run(trial.number, params, trial)
+        cache[trial.number] = result
+        trial.set_user_attr("cryptoai", {"state": result.state, "reason": result.reason})
+        if result.state in (PRUNED, SKIPPED):
+            raise optuna.TrialPruned(result.reason)
+        return float("nan") if result.value is None else result.value
+
+    if remaining:
+        log.info("model study %s: %d trial(s) done, running %d more", study, done, remaining)
+        obj.optimize(objective, n_trials=remaining, gc_after_trial=False)
+    trials: list[Trial] = []
+    skipped = 0
+    for ft in sorted(obj.get_trials(deepcopy=False, states=finished), key=lambda t: t.number):
+        state = ft.user_attrs.get("cryptoai", {}).get("state")
+        if state == SKIPPED:
+            skipped += 1
+            continue
+        if ft.number in cache:
+            trials.append(cache[ft.number])
+        elif ft.state == TrialState.PRUNED:
+            attrs = ft.user_attrs.get("cryptoai", {})
+            trials.append(Trial(ft.number, dict(ft.params), {}, PRUNED, reason=attrs.get("reason", "")))
+        elif "cryptoai" in ft.user_attrs:
+            trials.append(ev.run(ft.number, ft.params))  # an earlier run's: evaluated again
+    return {
+        "trials": trials,
+        "n_skipped": skipped,
+        "n_new": len(cache),
+        "study": study,
+        "storage": _redact(url),
+        "importance": _importance(obj) if sum(t.state == COMPLETE for t in trials) >= 2 else None,
+    }
+
+
+# ------------------------------------------------------------------------------ runner
+def run_model_optimization(
+    cfg: OptimizeConfig,
+    source: str,
+    *,
+    out: str | Path | None,
+    storage: str | None,
+    study: str | None,
+    tracking: bool,
+    today: dt.date,
+    reports_root: str | Path | None,
+    checkpoints_root: str | Path | None,
+) -> OptimizationResult:
+    """The model search's counterpart of ``run_optimization`` (which calls it)."""
+    from cryptoai.backtest.metrics import periods_per_year
+    from cryptoai.fingerprint import frame_fingerprint
+    from cryptoai.modeling.training import build_dataset, load_training_data, plan_splits
+    from cryptoai.optimize.results import OptimizationResult, output_dir
+    from cryptoai.optimize.runner import _best, _ledger, _repo_reports, _track
+    from cryptoai.optimize.significance import sweep_statistics
+
+    tcfg, tfile = cfg.train_config
+    ohlcv = load_training_data(tcfg.data)
+    if tcfg.smoke:
+        ohlcv = ohlcv.iloc[-tcfg.smoke_bars :]
+    X, y, forward = build_dataset(ohlcv, tcfg, tfile)
+    splits = plan_splits(tcfg, len(X))
+    fingerprint = frame_fingerprint(ohlcv)
+    ev = ModelEvaluator(cfg, tcfg, ohlcv, X, y, forward, splits)
+    name = study or (f"{cfg.name}-smoke" if cfg.smoke else cfg.name)
+    log.info(
+        "tuning %s on %d rows, %d folds (data %s)", tcfg.model.name, len(X), len(splits),
+        fingerprint,
+    )
+    search = run_model_search(ev, storage=storage, study=name)
+    trials = search["trials"]
+    best_trial = _best(trials, cfg.objective.maximize)
+    some = next(iter(ev.outputs.values()), None)
+    ppy = periods_per_year(some[1].equity.index) if some else periods_per_year(ohlcv.index)
+    statistics = sweep_statistics(trials, best_trial, ppy)
+    statistics["n_pruned"] = sum(t.state == PRUNED for t in trials)
+    statistics["n_skipped"] = search["n_skipped"]
+    statistics["n_folds"] = len(splits)
+    if cfg.objective.metric != "sharpe":
+        statistics["deflated_sharpe"] = None
+        statistics["deflated_sharpe_note"] = (
+            f"trials were ranked by {cfg.objective.metric}, not by their Sharpe ratio: no"
+            " deflated Sharpe ratio (use objective: sharpe for one)"
+        )
+    if search["importance"] is not None:
+        statistics["importance"] = search["importance"]
+    best = None
+    if best_trial is not None:
+        best = {
+            "number": best_trial.number,
+            "params": best_trial.params,
+            "metrics": best_trial.metrics,
+        }
+    result = OptimizationResult(
+        config=cfg,
+        trials=trials,
+        best=best,
+        stable=None,
+        statistics=statistics,
+        study=search["study"],
+        storage=search["storage"],
+    )
+    if tracking:
+        result.ledger = _ledger(fingerprint, search["n_new"], cfg, trials, best_trial, ppy, search)
+    root = Path(reports_root) if reports_root else _repo_reports()
+    folder = Path(out) if out is not None else output_dir(root, cfg.name, today)
+    folder.mkdir(parents=True, exist_ok=True)
+    result.out_dir = folder
+    ckpt_root = Path(checkpoints_root) if checkpoints_root else _repo_checkpoints()
+    checkpoint = None
+    if best_trial is not None:
+        checkpoint = save_checkpoint(ev, best_trial, ckpt_root / name, fingerprint)
+    _write_outputs(result, ev, best_trial, checkpoint)
+    if tracking:
+        result.run_id = _track(result, source, fingerprint, today)
+    return result
+
+
+def _repo_checkpoints() -> Path:
+    from cryptoai.paths import repo_root
+
+    return repo_root() / "models" / "checkpoints"
+
+
+def save_checkpoint(ev: ModelEvaluator, best: Trial, folder: Path, fingerprint: str) -> Path:
+    """The best trial's model fitted on every labelled bar (``model.pkl``) and what made it
+    (``params.yaml``: model, parameters, thresholds, objective, trial, data fingerprint)."""
+    from cryptoai.modeling.training import _fit_final, build_model
+    from cryptoai.optimize.results import write_yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model_p, signal_p = split_params(best.params)
+    tcfg = ev.trial_config(model_p)
+    model = _fit_final(tcfg, build_model(tcfg), ev.X, ev.y, folder)
+    with open(folder / "model.pkl", "wb") as fh:
+        pickle.dump(model, fh)
+    write_yaml(
+        folder / "params.yaml",
+        {
+            "model": tcfg.model.name,
+            "task": tcfg.task,
+            "params": dict(tcfg.model.params),
+            "strategy": "model_signal",
+            "signal_params": {**ev.cfg.params, **signal_p},
+            "objective": {**ev.cfg.objective.model_dump(), "value": best.value},
+            "trial": best.number,
+            "features": tcfg.features,
+            "target": tcfg.target.model_dump(mode="json"),
+            "data_fingerprint": fingerprint,
+        },
+    )
+    return folder
+
+
+def _write_outputs(result, ev: ModelEvaluator, best: Trial | None, checkpoint) -> None:
+    from cryptoai.backtest.runner import run_strategy
+    from cryptoai.optimize import plots
+    from cryptoai.optimize.results import dumps, report_markdown, trials_frame, write_yaml
+    from cryptoai.optimize.runner import dump_config_text
+
+    cfg = result.config
+    folder = result.out_dir
+    names = list(cfg.space)
+    stats = result.statistics
+    if "importance" in stats:
+        stats["importance_method"] = "fanova"
+    else:
+        stats["importance"] = plots.variance_importance(result.trials, names)
+        stats["importance_method"] = "variance"
+    if checkpoint is not None:
+        result.statistics["checkpoint"] = Path(checkpoint).name  # no absolute paths
+    files: dict[str, Path] = {"results": folder / "results.json"}
+    files["results"].write_text(dumps(result.results()))
+    trials_frame(result.trials, names).to_csv(folder / "trials.csv", index=False)
+    files["trials"] = folder / "trials.csv"
+    model_p, signal_p = split_params(best.params) if best else ({}, {})
+    files["best_params"] = write_yaml(
+        folder / "best_params.yaml",
+        {
+            "strategy": MODEL,
+            "model": ev.tcfg.model.name,
+            "params": None if best is None else {**ev.tcfg.model.params, **model_p},
+            "signal_params": {**cfg.params, **signal_p},
+            "objective": cfg.objective.model_dump(),
+        },
+    )
+    files["config"] = folder / "config.yaml"
+    files["config"].write_text(dump_config_text(cfg))
+    if result.ledger is not None:
+        (folder / "ledger.json").write_text(dumps(result.ledger))
+        files["ledger"] = folder / "ledger.json"
+    plot_files: dict[str, str] = {}
+    if best is not None and best.number in ev.outputs:
+        chosen = ev.outputs[best.number][1]
+        bars = chosen.equity.index
+        bench = run_strategy(
+            ev.ohlcv.loc[bars[0] : bars[-1]], "buy_and_hold", settings=cfg.settings(),
+            validate=False,
+        )
+        chosen.trades.to_csv(folder / "trades.csv", index=False)
+        files["trades"] = folder / "trades.csv"
+        ev.outputs[best.number][0].to_csv(folder / "predictions.csv")
+        files["predictions"] = folder / "predictions.csv"
+        title = f"best trial {best.number}: out-of-sample predictions traded vs buy and hold"
+        plot_files["equity"] = plots.save(
+            plots.equity(chosen, bench, title), folder / "equity.png"
+        ).name
+    metric = cfg.objective.metric
+    plot_files["history"] = plots.save(
+        plots.history(result.trials, metric, cfg.objective.maximize), folder / "history.png"
+    ).name
+    plot_files["importance"] = plots.save(
+        plots.importance(stats["importance"], stats["importance_method"]),
+        folder / "importance.png",
+    ).name
+    text = report_markdown(result, plot_files)
+    text += (
+        f"\n## Model\n\n`{ev.tcfg.model.name}` ({ev.tcfg.task}) on {len(ev.splits)} purged"
+        f" walk-forward folds; {stats['n_pruned']} trial(s) pruned by the median rule."
+        + (f" Best model: `{checkpoint}`." if checkpoint is not None else "")
+        + "\n"
+    )
+    (folder / "report.md").write_text(text)
+    files["report"] = folder / "report.md"
+    files |= {k: folder / v for k, v in plot_files.items()}
+    result.files = files
+
+
+def checkpoint_model(folder: str | Path):
+    """The pickled best model of a model search (``models/checkpoints/<study>/``)."""
+    with open(Path(folder) / "model.pkl", "rb") as fh:
+        return pickle.load(fh)
+
+
+__all__ = [
+    "MODEL",
+    "MODEL_METRICS",
+    "ModelEvaluator",
+    "checkpoint_model",
+    "check_model_config",
+    "model_dimensions",
+    "resolve_train_config",
+    "run_model_optimization",
+    "save_checkpoint",
+    "split_params",
+]
