@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from cryptoai.backtest.settings import ExecutionSettings as _DEFAULTS  # the one source of defaults
+
 log = logging.getLogger(__name__)
 
 SUMMARY_METRICS = (
@@ -38,21 +40,30 @@ def backtest(
     ),
     start: str = typer.Option(None, help="first bar, inclusive (UTC)"),
     end: str = typer.Option(None, help="end, exclusive (UTC)"),
-    fee_bps: float = typer.Option(None, help="taker fee per side in bps (default 10)"),
-    maker_fee_bps: float = typer.Option(
-        None, help="maker fee (limit / take-profit fills) in bps (default 2)"
+    fee_bps: float = typer.Option(
+        None, help=f"taker fee per side in bps (default {_DEFAULTS.fee_bps:g})"
     ),
-    slippage_bps: float = typer.Option(None, help="slippage per fill in bps (default 2)"),
+    maker_fee_bps: float = typer.Option(
+        None,
+        help=f"maker fee (limit / take-profit fills) in bps (default {_DEFAULTS.maker_fee_bps:g})",
+    ),
+    slippage_bps: float = typer.Option(
+        None, help=f"slippage per fill in bps (default {_DEFAULTS.slippage_bps:g})"
+    ),
     vol_slippage: float = typer.Option(
-        None, help="extra slippage per unit of bar volatility (default 0)"
+        None, help=f"extra slippage per unit of bar volatility (default {_DEFAULTS.vol_slippage:g})"
     ),
     fill_at: str = typer.Option(
         None, help="open: next bar's open (default); close: the decision bar's close"
     ),
-    initial_cash: float = typer.Option(None, help="starting equity (default 10000)"),
+    initial_cash: float = typer.Option(
+        None, help=f"starting equity (default {_DEFAULTS.initial_cash:g})"
+    ),
     size: str = typer.Option(None, help="all_in | fixed_fraction | fixed_notional | vol_target"),
     size_value: float = typer.Option(None, help="fraction, notional or annual volatility target"),
-    leverage: float = typer.Option(None, help="notional / margin (default 1)"),
+    leverage: float = typer.Option(
+        None, help=f"notional / margin (default {_DEFAULTS.leverage:g})"
+    ),
     maintenance_margin: float = typer.Option(
         None, help="liquidation threshold, fraction of notional"
     ),
