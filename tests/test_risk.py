@@ -81,7 +81,8 @@ def test_volatility_scaled_around_the_same_drift():
 def test_fees_x3_cost_exactly_three_times_with_the_same_fills():
     data = walk()
     settings = make_settings(
-        {"fee_bps": 10, "maker_fee_bps": 2, "slippage_bps": 2}, size="fixed_notional",
+        {"fee_bps": 10, "maker_fee_bps": 2, "slippage_bps": 2},
+        size="fixed_notional",
         size_value=5000.0,
     )
     params = {"fast": 5, "slow": 20}
@@ -118,8 +119,9 @@ def test_liquidation_at_the_leverage_where_the_move_exceeds_the_margin():
         {"open": 100.0, "high": 100.0, "low": 100.0, "close": 100.0, "volume": 1.0}, index=idx
     )
     data.iloc[10, data.columns.get_loc("low")] = low  # a 15% wick down, then back
-    settings = make_settings({"fee_bps": 0, "maker_fee_bps": 0, "slippage_bps": 0},
-                             maintenance_margin=mm)
+    settings = make_settings(
+        {"fee_bps": 0, "maker_fee_bps": 0, "slippage_bps": 0}, maintenance_margin=mm
+    )
     table = risk.margin_stress(data, "buy_and_hold", None, settings)
     # all in at 100 with leverage L: units 100 L / 100 per 100 of equity, debt 100 (L - 1);
     # liquidated when equity falls to mm x notional: price (L - 1) / (L (1 - mm)) x 100

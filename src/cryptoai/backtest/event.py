@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from cryptoai._progress import tqdm
 from cryptoai.backtest import _kernel as k
 from cryptoai.backtest._assemble import build_result
 from cryptoai.backtest._market import check_data, market_matrix, may_fund, params

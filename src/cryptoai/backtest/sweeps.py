@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from cryptoai._progress import tqdm
 from cryptoai.backtest import _kernel as k
 from cryptoai.backtest._market import (
     check_data,

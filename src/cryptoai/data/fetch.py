@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass, field
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from cryptoai._progress import tqdm
 from cryptoai.data.manifest import Interval, subtract_interval
 from cryptoai.data.sources.base import BAD_CANDLE_POLICIES, Source, Unconfirmed
 from cryptoai.data.store import RawStore, SeriesKey, TimeLike

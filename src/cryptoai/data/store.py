@@ -38,8 +38,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
-from tqdm.auto import tqdm
 
+from cryptoai._progress import tqdm
 from cryptoai.data.frame import EXTRA_COLUMNS, INDEX_NAME, OHLCV_COLUMNS, merge, normalize
 from cryptoai.data.manifest import (
     MANIFEST_NAME,

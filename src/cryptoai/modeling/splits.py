@@ -157,7 +157,8 @@ def walk_forward_predict(
     frame (with a ``fold`` column) and the fitted models.
     """
     from sklearn.base import clone
-    from tqdm.auto import tqdm
+
+    from cryptoai._progress import tqdm
 
     parts, fitted = [], []
     bar = tqdm(list(enumerate(splits)), desc=desc, unit="fold", disable=not progress)

@@ -47,8 +47,15 @@ SIGNAL_PREFIX = "strategy."
 MODEL_ONLY_FIELDS = ("train", "model", "features", "target", "validation")
 #: Model metrics by task (means over the walk-forward folds).
 MODEL_METRICS = {
-    "classification": ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "f1", "ic",
-                       "hit_rate"),
+    "classification": (
+        "accuracy",
+        "balanced_accuracy",
+        "roc_auc",
+        "log_loss",
+        "f1",
+        "ic",
+        "hit_rate",
+    ),
     "regression": ("mse", "mae", "ic", "hit_rate", "ic_target"),
 }
 #: model_signal parameters a space may search (its predictions come from the trial).
@@ -459,7 +466,9 @@ def run_model_search(ev: ModelEvaluator, *, storage: str | None, study: str) -> 
             trials.append(cache[ft.number])
         elif ft.state == TrialState.PRUNED:
             attrs = ft.user_attrs.get("cryptoai", {})
-            trials.append(Trial(ft.number, dict(ft.params), {}, PRUNED, reason=attrs.get("reason", "")))
+            trials.append(
+                Trial(ft.number, dict(ft.params), {}, PRUNED, reason=attrs.get("reason", ""))
+            )
         elif "cryptoai" in ft.user_attrs:
             trials.append(ev.run(ft.number, ft.params))  # an earlier run's: evaluated again
     return {
@@ -503,7 +512,10 @@ def run_model_optimization(
     ev = ModelEvaluator(cfg, tcfg, ohlcv, X, y, forward, splits)
     name = study or (f"{cfg.name}-smoke" if cfg.smoke else cfg.name)
     log.info(
-        "tuning %s on %d rows, %d folds (data %s)", tcfg.model.name, len(X), len(splits),
+        "tuning %s on %d rows, %d folds (data %s)",
+        tcfg.model.name,
+        len(X),
+        len(splits),
         fingerprint,
     )
     search = run_model_search(ev, storage=storage, study=name)
@@ -633,7 +645,9 @@ def _write_outputs(result, ev: ModelEvaluator, best: Trial | None, checkpoint) -
         chosen = ev.outputs[best.number][1]
         bars = chosen.equity.index
         bench = run_strategy(
-            ev.ohlcv.loc[bars[0] : bars[-1]], "buy_and_hold", settings=cfg.settings(),
+            ev.ohlcv.loc[bars[0] : bars[-1]],
+            "buy_and_hold",
+            settings=cfg.settings(),
             validate=False,
         )
         chosen.trades.to_csv(folder / "trades.csv", index=False)

@@ -113,7 +113,11 @@ def model_candidates(
     from cryptoai.modeling.models import available_models
     from cryptoai.modeling.training import ModelConfig, load_train_config, smoke_config
 
-    folder = Path(models_dir) if models_dir is not None else repo_root(via_package=True) / "configs" / "models"
+    folder = (
+        Path(models_dir)
+        if models_dir is not None
+        else repo_root(via_package=True) / "configs" / "models"
+    )
     base = exp.train_config(smoke=False).model_copy(
         update={"output_dir": str(work_dir), "fit_final": False}
     )

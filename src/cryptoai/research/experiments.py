@@ -475,6 +475,10 @@ def _execute(
 ) -> None:
     import papermill as pm
 
+    from cryptoai._progress import TEXT_PROGRESS_ENV
+
+    # Kernels inherit this: their progress bars write text to stderr, which the log reads.
+    os.environ.setdefault(TEXT_PROGRESS_ENV, "1")
     label = label or source.stem
     out = _KernelLog(label, logging.DEBUG)  # what cells print: with -v
     err = _KernelLog(label, logging.INFO)  # progress bars and warnings of long steps
@@ -799,8 +803,7 @@ def run_batch(
     (and MLflow), and the other configs go on. ``day`` names the folders and fills the
     template's date where a config has none (default: :func:`today`, read once).
     """
-    from tqdm.auto import tqdm
-
+    from cryptoai._progress import tqdm
     from cryptoai.tracking.runs import repo_root
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:

@@ -187,6 +187,12 @@ def _strategy_and_settings(spec: BacktestSpec, signal: pd.Series | None, changes
     return cls(**params), make_settings(spec.settings_dict(), **exe_changes)
 
 
+def experiment_strategy(spec: BacktestSpec, signal: pd.Series | None, **changes: Any):
+    """The experiment's strategy (its predictions set to ``signal``) and execution settings,
+    with ``changes`` to either: what ``cryptoai.research.risk`` stresses."""
+    return _strategy_and_settings(spec, signal, changes)
+
+
 def model_backtest(
     data: pd.DataFrame, signal: pd.Series | None, spec: BacktestSpec, **changes: Any
 ) -> tuple[BacktestResult, BacktestResult]:
@@ -394,8 +400,7 @@ def feature_ablation(
     ``forward_return``) as means over the folds (``NAME``; ``NAME_std`` and ``NAME_pooled``
     beside them, see ``evaluation.fold_scores``) and ``n_features``. Same splits and seed for
     every row, so differences come from the features alone."""
-    from tqdm.auto import tqdm
-
+    from cryptoai._progress import tqdm
     from cryptoai.modeling.evaluation import fold_scores
     from cryptoai.modeling.splits import walk_forward_predict
     from cryptoai.modeling.training import build_model, plan_splits
