@@ -3,6 +3,7 @@ features that then work wherever a built-in name does (configs included)."""
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_a_config_loads_its_plugins_before_it_is_validated(tmp_path, registries)
     write(tmp_path / "always.py", STRATEGY.format(name="plug_always"))
     # `always.py` resolves against the config's folder, not the working directory
     text = REPO_CONFIG.read_text().replace("strategy: model_signal", "strategy: plug_always")
-    text = text.replace("params: {long_above: 0.52, short_below: 0.48}", "params: {level: 0.5}")
+    text = re.sub(r"\n  params: \{long_above[^\n]*\}", "\n  params: {level: 0.5}", text)
     cfg_file = tmp_path / "exp.yaml"
     cfg_file.write_text("plugins: [always.py]\n" + text)
     cfg = load_config(cfg_file, ExperimentConfig)
@@ -178,10 +179,10 @@ from cryptoai import Strategy, register_strategy
 
 @register_strategy("plug_peek")
 class Peek(Strategy):
-    params = {}
+    params = {"ahead": 1}
 
     def signals(self, data):
-        up = data["close"].shift(-1) > data["close"]  # tomorrow's close: lookahead
+        up = data["close"].shift(-self.ahead) > data["close"]  # a later close: lookahead
         return up.astype(float)
 """
 
@@ -211,3 +212,61 @@ def test_plugin_strategies_are_checked_for_lookahead_on_every_backtest(
     assert "Lookahead check: not run (turned off)" in report
     assert main([*args, "--strategy", "ema_cross"]) == 0
     assert "not run (built-in strategy" in (tmp_path / "out" / "backtest_report.md").read_text()
+
+
+def test_a_plugin_strategy_is_optimized_from_a_config_and_checked_for_lookahead(
+    tmp_path, registries, ohlcv
+):
+    import yaml
+
+    from cryptoai.backtest import make_settings, run_strategy
+    from cryptoai.backtest.metrics import compute_metrics
+    from cryptoai.optimize import run_optimization
+
+    bars = ohlcv(n=1200, seed=4)
+    bars.to_parquet(tmp_path / "bars.parquet")
+    write(tmp_path / "fine.py", STRATEGY.format(name="plug_level"))
+    write(tmp_path / "leaky.py", LEAKY)
+    costs = {"fee_bps": 10.0, "slippage_bps": 2.0}
+
+    def config(plugin: str, strategy: str, space: dict) -> Path:
+        path = tmp_path / f"{strategy}.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "name": strategy,
+                    "plugins": [plugin],
+                    "data": {"file": str(tmp_path / "bars.parquet")},
+                    "strategy": strategy,
+                    "space": space,
+                    "method": "grid",
+                    "objective": "total_return",
+                    "min_trades": 0,
+                    "backtest": costs,
+                }
+            )
+        )
+        return path
+
+    result = run_optimization(
+        config("fine.py", "plug_level", {"level": [0.25, 0.5, 1.0]}),
+        out=tmp_path / "out",
+        tracking=False,
+    )
+    assert result.statistics["lookahead_check"].startswith("passed")
+    # the grid's best is the level with the best single backtest, computed here
+    returns = {
+        level: compute_metrics(
+            run_strategy(bars, "plug_level", {"level": level}, make_settings(costs))
+        )["total_return"]
+        for level in (0.25, 0.5, 1.0)
+    }
+    assert result.best["params"]["level"] == max(returns, key=returns.get)
+    assert "lookahead check | passed" in (tmp_path / "out" / "report.md").read_text()
+
+    with pytest.raises(BadInputError, match="plug_peek looks ahead"):
+        run_optimization(
+            config("leaky.py", "plug_peek", {"ahead": [1, 2]}),
+            out=tmp_path / "out2",
+            tracking=False,
+        )

@@ -120,6 +120,8 @@ class OptimizeConfig(_Strict):
     notes: str = ""
     smoke: bool = False
     plugins: list[str] = []
+    # A plugin strategy is checked for lookahead before the search (null: plugins only).
+    check_lookahead: bool | None = None
     # strategy: model (cryptoai.optimize.model): a training config, or its parts inline
     train: str | None = None
     model: ModelConfig | None = None

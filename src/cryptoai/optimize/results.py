@@ -125,6 +125,7 @@ def statistics_lines(result: OptimizationResult) -> list[tuple[str, str]]:
         ("expected max Sharpe of noise (ann.)", _fmt(s.get("expected_max_sharpe_annualized"))),
         ("deflated Sharpe ratio", _fmt(s.get("deflated_sharpe"))),
         ("probability of backtest overfitting", _fmt(s.get("pbo"))),
+        ("lookahead check", str(s.get("lookahead_check", "not run"))),
     ]
     if result.ledger is not None:
         rows += [

@@ -96,6 +96,7 @@ def run_optimization(
         )
     data = load_data(cfg)
     fingerprint = frame_fingerprint(data)
+    lookahead = _lookahead_check(cfg, data)
     runner = TrialRunner(
         data=data,
         strategy=cfg.strategy,
@@ -145,6 +146,7 @@ def run_optimization(
     else:
         statistics, best, stable = wf["statistics"], wf["best"], None
     statistics["n_skipped"] = search["n_skipped"]
+    statistics["lookahead_check"] = lookahead
     if search.get("importance") is not None:
         statistics["importance"] = search["importance"]
 
@@ -506,3 +508,17 @@ def _dataset_text(cfg: OptimizeConfig) -> str:
     if d.file:
         return d.file
     return f"{d.source}:{d.symbol}:{d.timeframe}:{d.start or ''}..{d.end or ''}"
+
+
+def _lookahead_check(cfg: OptimizeConfig, data) -> str:
+    """Check a plugin strategy (or any, when asked) for lookahead before trading it hundreds
+    of times: a leak refuses the whole search. Returns what the report says about it."""
+    from cryptoai.strategies import check_lookahead, get_strategy
+
+    builtin = get_strategy(cfg.strategy).__module__.startswith("cryptoai.")
+    if cfg.check_lookahead is False:
+        return "not run (turned off)"
+    if cfg.check_lookahead is None and builtin:
+        return "not run (built-in strategy, proven in the tests)"
+    report = check_lookahead(cfg.strategy, data, dict(cfg.params)).raise_if_failed()
+    return f"passed ({report.n_points} sampled decision bars, {report.mode})"
