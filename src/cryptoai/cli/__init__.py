@@ -80,6 +80,7 @@ def _register() -> None:
         data,
         experiments,
         features,
+        live,
         models,
         optimize,
         rl,
@@ -87,7 +88,7 @@ def _register() -> None:
         train,
     )
 
-    for module in (data, features, train, backtest, experiments, optimize, models, serve, rl):
+    for module in (data, features, train, backtest, experiments, optimize, models, serve, rl, live):
         module.register(app)
     _registered = True
 

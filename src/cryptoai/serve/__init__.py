@@ -11,6 +11,9 @@ from cryptoai._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cryptoai.serve.app import create_app
+    from cryptoai.serve.drift import DriftReport, drift_report, ks, psi
+    from cryptoai.serve.live import LiveConfig, LiveLoop, ManualClock, SystemClock
+    from cryptoai.serve.paper import PaperLedger
     from cryptoai.serve.ratelimit import RateLimiter, parse_rate
     from cryptoai.serve.runtime import Predictor, clear_cache, load_predictor, predict
 
@@ -22,6 +25,15 @@ _EXPORTS = {
     "create_app": ".app",
     "RateLimiter": ".ratelimit",
     "parse_rate": ".ratelimit",
+    "LiveConfig": ".live",
+    "LiveLoop": ".live",
+    "ManualClock": ".live",
+    "SystemClock": ".live",
+    "PaperLedger": ".paper",
+    "DriftReport": ".drift",
+    "drift_report": ".drift",
+    "psi": ".drift",
+    "ks": ".drift",
 }
 
 __all__ = sorted(_EXPORTS)

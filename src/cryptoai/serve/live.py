@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -291,9 +292,15 @@ class LiveLoop:
         report.ledger = ledger.summary()
 
     # ------------------------------------------------------------------ the loop
-    def run(self, *, once: bool = False, max_bars: int | None = None) -> list[StepReport]:
+    def run(
+        self,
+        *,
+        once: bool = False,
+        max_bars: int | None = None,
+        on_step: Callable[[StepReport], Any] | None = None,
+    ) -> list[StepReport]:
         """Step now, then after every bar close (plus grace) until ``max_bars`` bars were
-        predicted (``once``: a single step; neither: forever)."""
+        predicted (``once``: a single step; neither: forever). ``on_step`` sees each report."""
         if max_bars is not None and max_bars < 1:
             raise BadInputError(f"--max-bars {max_bars}: give a number of bars >= 1")
         reports: list[StepReport] = []
@@ -303,6 +310,8 @@ class LiveLoop:
             report = self.step()
             reports.append(report)
             log.info("%s", report)
+            if on_step is not None:
+                on_step(report)
             done += len(report.predicted)
             if once or (max_bars is not None and done >= max_bars):
                 return reports
