@@ -221,3 +221,23 @@ def test_bad_arguments_are_one_line_errors():
     env.reset()
     with pytest.raises(BadInputError, match="discrete3 action"):
         env.step(3)
+
+
+def test_a_pickled_env_continues_its_episode_exactly():
+    """Checkpoints pickle the training environment mid-episode; the copy must go on as the
+    original does (its state lives in one buffer that views must follow)."""
+    import pickle
+
+    env = TradingEnv(ohlcv_frame(300, seed=14), settings=COSTLY, window=6, episode_length=80,
+                     random_start=True, seed=2)  # fmt: skip
+    actions = np.random.default_rng(14).integers(0, 3, 80)
+    env.reset()
+    for a in actions[:30]:
+        env.step(a)
+    copy = pickle.loads(pickle.dumps(env))
+    for env_ in (env, copy):
+        for a in actions[30:]:
+            obs, r, term, _, info = env_.step(a)
+        assert term
+    assert copy.episode_result().final_equity == env.episode_result().final_equity
+    np.testing.assert_array_equal(copy.episode_targets(), env.episode_targets())

@@ -1,5 +1,5 @@
 """Reinforcement learning: a gymnasium trading environment on the backtester's execution
-kernel, rewards, bucket presets and config-driven training with Stable-Baselines3.
+kernel (``VecTradingEnv``: many of its episodes in one compiled step), rewards, bucket presets and config-driven training with Stable-Baselines3.
 
 Names are imported on first use, so ``import cryptoai.rl`` loads neither gymnasium nor torch.
 """
@@ -10,6 +10,7 @@ from cryptoai._lazy import lazy_exports
 
 _EXPORTS = {
     "TradingEnv": "cryptoai.rl.env",
+    "VecTradingEnv": "cryptoai.rl.vec_env",
     "feature_frame": "cryptoai.rl.env",
     "REWARDS": "cryptoai.rl.rewards",
     "make_reward": "cryptoai.rl.rewards",

@@ -19,6 +19,11 @@ from numba import njit
 
 from cryptoai.backtest import _kernel as k
 
+# Compiled without reference counting, as the kernel is (``_kernel.step_jit``): nothing here
+# allocates (callers pass the buffers), and with it every view taken in the loop of
+# `vec_step` paid atomic increments and decrements.
+step_jit = njit(cache=True, _nrt=False)
+
 # account written by the steps (read back with one `.tolist()`): equity at the decision
 # close, units, fees and funding paid so far, 1 when the episode ended, fills, last target
 # and the step's reward (built-in rewards only)
@@ -34,7 +39,7 @@ B_REWARD = B_ACCT + N_ACCT
 N_BUFFER = B_REWARD + 2 + N_RSTATE
 
 
-@njit(cache=True)
+@step_jit
 def _mark(S, P, M, j):
     """Equity at bar ``j``'s close before its decision: cash after this close's funding (as
     the kernel charges it) plus the position at the close."""
@@ -46,7 +51,7 @@ def _mark(S, P, M, j):
     return cash + u * c
 
 
-@njit(cache=True)
+@step_jit
 def _fill_obs(obs, X, t, window, nfeat, S, M, j, equity):
     """Feature rows ``t - window + 1 .. t`` (row by row), exposure and unrealized P&L."""
     size = window * nfeat
@@ -97,7 +102,7 @@ def buffer(initial_cash: float, p: np.ndarray, reward: int = R_NONE, param: floa
     return b
 
 
-@njit(cache=True)
+@step_jit
 def env_step(B, F, M, OUT, X, obs, targets, j, target, t):
     """Decision ``target`` at episode bar ``j`` (data row ``t``): the kernel's close of ``j``
     and open of ``j + 1`` (and at the last bar its close), fees, mark, observation at
@@ -136,12 +141,12 @@ def env_step(B, F, M, OUT, X, obs, targets, j, target, t):
     a[A_NF] = nf
 
 
-@njit(cache=True)
+@step_jit
 def _log_return(previous, equity, floor):
     return math.log(max(equity, floor) / max(previous, floor))
 
 
-@njit(cache=True)
+@step_jit
 def reward_reset(R, equity, kind):
     """Reward state at an episode's start (see ``cryptoai.rl.rewards``)."""
     R[0] = 1e-9 * equity  # rewards.RUIN_FLOOR
@@ -152,7 +157,7 @@ def reward_reset(R, equity, kind):
     R[2] = 0.0
 
 
-@njit(cache=True)
+@step_jit
 def reward_step(R, previous, equity, kind, param):
     """One step of a built-in reward: the formulas of ``cryptoai.rl.rewards``."""
     r = _log_return(previous, equity, R[0])
@@ -174,7 +179,7 @@ def reward_step(R, previous, equity, kind, param):
     return r - param * grew
 
 
-@njit(cache=True)
+@step_jit
 def vec_step(B, F, M, rows, offsets, nbars, starts, js, OUT, X, targets, rec, obs, dones):
     """One step of every sub-environment ``i``: its episode's bars are
     ``M[rows[i], :, offsets[i] : offsets[i] + nbars[i]]``, its first decision bar is data

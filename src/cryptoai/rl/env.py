@@ -216,9 +216,7 @@ class TradingEnv(gym.Env):
         nb = len(bars)
         # kernel state, parameters and account in one buffer (`_steps.buffer`), seen as views
         self._b = fast.buffer(cfg.initial_cash, p, *self._fast_reward)
-        self._s = self._b[fast.B_STATE : fast.B_PARAMS]
-        self._p = self._b[fast.B_PARAMS : fast.B_ACCT]
-        self._acct = self._b[fast.B_ACCT : fast.B_REWARD]
+        self._views()
         self._f = np.empty((min(2 * nb, 1 << 14) + 2 * k.FILL_HEADROOM, k.N_FILL))
         self._room = self._f.shape[0] - 2 * k.FILL_HEADROOM  # a step runs at most two bars
         self._out = np.empty((k.N_OUT, nb))
@@ -258,7 +256,15 @@ class TradingEnv(gym.Env):
         obs = np.empty(self._obs_size, dtype=np.float32)
         # close of the decision bar, open of the next (and the last close), mark, observation
         fast.env_step(
-            self._b, self._f, self._m, self._out, self._x, obs, self._targets, j, target,
+            self._b,
+            self._f,
+            self._m,
+            self._out,
+            self._x,
+            obs,
+            self._targets,
+            j,
+            target,
             self._start + j,
         )
         equity, self._position, self._fees, self._funding, done, nf, self._last_target, reward = (
@@ -273,6 +279,23 @@ class TradingEnv(gym.Env):
         return obs, reward, terminated, False, self._info(j)
 
     # ------------------------------------------------------------------ helpers
+    def _views(self) -> None:
+        """State, parameters and account: views of the one buffer the compiled step writes."""
+        b = self._b
+        self._s = b[fast.B_STATE : fast.B_PARAMS]
+        self._p = b[fast.B_PARAMS : fast.B_ACCT]
+        self._acct = b[fast.B_ACCT : fast.B_REWARD]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a pickled view is a copy of its own: drop them and take them again from the buffer
+        # (checkpoints pickle the training environment mid-episode)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_s", "_p", "_acct")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_b" in state:
+            self._views()
+
     def target_of(self, action: Any) -> float:
         """The target position an action stands for (what the kernel is given)."""
         if self.actions == "discrete3":

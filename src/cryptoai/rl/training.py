@@ -365,6 +365,30 @@ def baselines(env) -> dict[str, dict[str, Any]]:
     return {"buy_and_hold": backtest_metrics(env, hold), "flat": backtest_metrics(env, flat)}
 
 
+def model_signal_baseline(
+    bars: pd.DataFrame,
+    proba_up: pd.Series,
+    settings: Any,
+    params: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """The supervised baseline on the evaluation bars: a model's out-of-sample probabilities
+    of an up bar traded by ``model_signal`` (``params``: its thresholds) with the agent's
+    execution ``settings``. Returns (metrics, ``BacktestResult``)."""
+    import cryptoai as ca
+    from cryptoai.backtest.metrics import compute_metrics
+
+    proba = proba_up.rename("proba_up")
+    proba.attrs["meaning"] = "proba_up"
+    outside = proba.index.difference(bars.index)
+    if len(outside):
+        raise BadInputError(
+            f"{len(outside)} predictions fall outside the evaluation bars (first {outside[0]})"
+        )
+    result, _ = ca.run_backtest(bars, "model_signal", {**(params or {}), "predictions": proba},
+                                settings)  # fmt: skip
+    return compute_metrics(result), result
+
+
 # ----------------------------------------------------------------------------- the run
 def run_name(res: Resolved) -> str:
     c = res.config
