@@ -222,26 +222,15 @@ def vectorbt_sweep(data: pd.DataFrame, combos: list[dict[str, int]]) -> None:
 
 def backtesting_optimize(data: pd.DataFrame, grid: dict[str, list[int]]) -> None:
     """backtesting.py's own grid search: ``Backtest.optimize`` over the same spans."""
-    from backtesting import Backtest, Strategy
-    from backtesting.lib import crossover
+    import multiprocessing
 
-    def ema(values, span):
-        return pd.Series(values).ewm(span=span, adjust=False, min_periods=span).mean().to_numpy()
+    import backtesting
+    from backtesting import Backtest
 
-    class EmaCross(Strategy):
-        fast = 10
-        slow = 50
-
-        def init(self) -> None:
-            self.f = self.I(ema, self.data.Close, self.fast)
-            self.s = self.I(ema, self.data.Close, self.slow)
-
-        def next(self) -> None:
-            if crossover(self.f, self.s) and not self.position:
-                self.buy()
-            elif crossover(self.s, self.f) and self.position:
-                self.position.close()
-
+    # backtesting.py's optimizer is built for forked workers (they inherit the strategy);
+    # this process may have chosen another start method for its own workers.
+    backtesting.Pool = multiprocessing.get_context("fork").Pool
+    EmaCross = _backtesting_strategy()
     frame = data.rename(columns=str.capitalize)
     frame.index = frame.index.tz_localize(None)
     with warnings.catch_warnings():
@@ -251,6 +240,40 @@ def backtesting_optimize(data: pd.DataFrame, grid: dict[str, list[int]]) -> None
             fast=grid["fast"], slow=grid["slow"], constraint=lambda p: p.fast < p.slow,
             maximize="Sharpe Ratio", max_tries=None,
         )  # fmt: skip
+
+
+def _ema(values, span):
+    return pd.Series(values).ewm(span=span, adjust=False, min_periods=span).mean().to_numpy()
+
+
+_BT_STRATEGY = None
+
+
+def _backtesting_strategy():
+    """backtesting.py's EMA cross, made once at module level: its optimizer sends the class to
+    worker processes, which must find it by name (a class local to a function cannot be)."""
+    global _BT_STRATEGY, BacktestingEmaCross
+    if _BT_STRATEGY is None:
+        from backtesting import Strategy
+        from backtesting.lib import crossover
+
+        class BacktestingEmaCross(Strategy):
+            fast = 10
+            slow = 50
+
+            def init(self) -> None:
+                self.f = self.I(_ema, self.data.Close, self.fast)
+                self.s = self.I(_ema, self.data.Close, self.slow)
+
+            def next(self) -> None:
+                if crossover(self.f, self.s) and not self.position:
+                    self.buy()
+                elif crossover(self.s, self.f) and self.position:
+                    self.position.close()
+
+        BacktestingEmaCross.__qualname__ = "BacktestingEmaCross"
+        _BT_STRATEGY = BacktestingEmaCross
+    return _BT_STRATEGY
 
 
 # --- the run ------------------------------------------------------------------------------------
