@@ -125,8 +125,13 @@ if cfg.task == "classification":
 else:
     print("target:", y.describe().round(6).to_dict())
 ic = eda.feature_target_ic(X, fwd)
-fig = plot_feature_importance(ic.index, ic.to_numpy(), top=len(ic))
-fig.axes[0].set_title("Information coefficient with the forward return")
+fig = plot_feature_importance(
+    ic.index,
+    ic.to_numpy(),
+    top=len(ic),
+    xlabel="information coefficient (rank correlation with the forward return)",
+    title="Information coefficient with the forward return",
+)
 session.show(fig, "feature_ic")
 
 # %% [markdown]

@@ -214,8 +214,13 @@ if ablation:
     groups = rb.feature_groups(load_feature_spec(cfg.features))
     ablated = rb.feature_ablation(cfg, X, y, fwd, groups, progress=True)
     loss = summaries.ablation_loss(ablated, primary)
-    fig = plot_feature_importance(loss.index, loss.to_numpy(), top=len(loss))
-    fig.axes[0].set_title(f"Loss of {primary} without each feature group")
+    fig = plot_feature_importance(
+        loss.index,
+        loss.to_numpy(),
+        top=len(loss),
+        xlabel=f"loss of {primary} without the group",
+        title=f"Loss of {primary} without each feature group",
+    )
     session.show(fig, "ablation")
     display(ablated)
 

@@ -494,7 +494,7 @@ def plot_metric_comparison(
     if len(finite):
         lo, hi = float(finite.min()), float(finite.max())
         pad = 0.1 * (hi - lo) or 0.05 * abs(hi) or 0.05
-        ax.set_xlim(min(0.0, lo - pad) if lo < 0 else lo - pad, hi + pad)
+        ax.set_xlim(min(0.0, lo - pad), max(0.0, hi + pad))  # bars start at zero: honest lengths
     ax.set_xlabel(metric)
     ax.set_title(f"{metric} by model (out of sample)")
     ax.grid(alpha=0.3, axis="x")

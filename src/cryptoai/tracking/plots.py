@@ -15,7 +15,12 @@ from cryptoai.errors import BadInputError
 
 
 def plot_feature_importance(
-    names: Sequence[str], importances: Sequence[float], top: int = 20
+    names: Sequence[str],
+    importances: Sequence[float],
+    top: int = 20,
+    *,
+    xlabel: str = "importance",
+    title: str | None = None,
 ) -> Figure:
     """Horizontal bars of the ``top`` features by absolute importance, largest at the top.
 
@@ -40,8 +45,8 @@ def plot_feature_importance(
     ax.barh(ypos, values[order], color="tab:blue")
     ax.set_yticks(ypos, [labels[i] for i in order])
     ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("importance")
-    ax.set_title(f"Feature importance (top {n} of {len(labels)})")
+    ax.set_xlabel(xlabel)  # what the bars are: an IC is not an importance
+    ax.set_title(title or f"Feature importance (top {n} of {len(labels)})")
     return fig
 
 
@@ -59,7 +64,10 @@ def plot_confusion_matrix(
         )
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    ConfusionMatrixDisplay.from_predictions(yt, yp, labels=labels, ax=ax, colorbar=True)
+    classes = np.unique(np.concatenate([yt, yp])) if labels is None else np.asarray(labels)
+    ConfusionMatrixDisplay.from_predictions(
+        yt, yp, labels=classes, display_labels=class_names(classes), ax=ax, colorbar=True
+    )
     ax.set_title("Confusion matrix")
     return fig
 
@@ -96,3 +104,14 @@ def plot_calibration(y_true: Sequence, proba: Sequence, n_bins: int = 10) -> Fig
     ax_hist.set_xlabel("predicted probability")
     ax_hist.set_ylabel("count")
     return fig
+
+
+def class_names(classes: Sequence) -> list[str]:
+    """Readable class labels: direction targets (0/1) read "down"/"up", -1/0/1 add "flat",
+    other whole numbers print without ".0"."""
+    values = [float(c) for c in classes]
+    if set(values) <= {-1.0, 0.0, 1.0} and -1.0 in values:
+        return [{-1.0: "down", 0.0: "flat", 1.0: "up"}[v] for v in values]
+    if set(values) <= {0.0, 1.0}:
+        return [{0.0: "down", 1.0: "up"}[v] for v in values]
+    return [str(int(v)) if v.is_integer() else f"{v:g}" for v in values]
