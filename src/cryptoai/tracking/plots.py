@@ -108,8 +108,11 @@ def plot_calibration(y_true: Sequence, proba: Sequence, n_bins: int = 10) -> Fig
 
 def class_names(classes: Sequence) -> list[str]:
     """Readable class labels: direction targets (0/1) read "down"/"up", -1/0/1 add "flat",
-    other whole numbers print without ".0"."""
-    values = [float(c) for c in classes]
+    other whole numbers print without ".0", and text labels stay as they are."""
+    try:
+        values = [float(c) for c in classes]
+    except (TypeError, ValueError):
+        return [str(c) for c in classes]
     if set(values) <= {-1.0, 0.0, 1.0} and -1.0 in values:
         return [{-1.0: "down", 0.0: "flat", 1.0: "up"}[v] for v in values]
     if set(values) <= {0.0, 1.0}:
