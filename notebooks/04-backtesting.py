@@ -111,6 +111,7 @@ paths = write_report(
         "the out-of-sample test folds of notebook 03: every bar traded was predicted by a"
         " model that never trained on it"
     ),
+    note=rb.lookahead_note(rb.experiment_strategy(spec, signal)[0], bars),
 )
 strategy_metrics, benchmark_metrics = compute_metrics(result), compute_metrics(benchmark)
 eda.comparison_table({spec.strategy: strategy_metrics, "buy and hold": benchmark_metrics}).T

@@ -270,3 +270,22 @@ def test_a_plugin_strategy_is_optimized_from_a_config_and_checked_for_lookahead(
             out=tmp_path / "out2",
             tracking=False,
         )
+
+
+def test_an_experiment_backtest_checks_a_plugin_strategy_once_and_says_so(
+    tmp_path, registries, ohlcv
+):
+    from cryptoai.research import robustness as rb
+    from cryptoai.research.experiment_config import BacktestSpec
+
+    bars = ohlcv(n=300, seed=8)
+    plugins.load_plugins([write(tmp_path / "leaky.py", LEAKY)])
+    plugins.load_plugins([write(tmp_path / "fine.py", STRATEGY.format(name="plug_ok"))])
+    with pytest.raises(BadInputError, match="plug_peek looks ahead"):
+        rb.model_backtest(bars, None, BacktestSpec(strategy="plug_peek"))
+    result, _ = rb.model_backtest(bars, None, BacktestSpec(strategy="plug_ok"))
+    assert len(result.equity) == len(bars)
+    fine = rb.experiment_strategy(BacktestSpec(strategy="plug_ok"), None)[0]
+    assert rb.lookahead_note(fine, bars).startswith("Lookahead check: passed")
+    builtin = rb.experiment_strategy(BacktestSpec(strategy="ema_cross"), None)[0]
+    assert "not run (built-in" in rb.lookahead_note(builtin, bars)

@@ -201,7 +201,29 @@ def model_backtest(
     from cryptoai.backtest import run_backtest
 
     strategy, settings = _strategy_and_settings(spec, signal, changes)
+    lookahead_note(strategy, data)  # a plugin strategy is proven causal before it trades
     return run_backtest(data, strategy, None, settings)
+
+
+_LOOKAHEAD_CHECKED: dict[tuple, str] = {}
+
+
+def lookahead_note(strategy: Any, data: pd.DataFrame) -> str:
+    """Check a plugin strategy for lookahead (once per strategy class and data span in this
+    process) and return the report's sentence; a built-in is proven in the tests. A leak is a
+    one-line error naming the first changed bar."""
+    from cryptoai.strategies import check_lookahead
+
+    cls = type(strategy)
+    if cls.__module__.startswith("cryptoai."):
+        return "Lookahead check: not run (built-in strategy, proven in the tests)."
+    key = (cls.__module__, cls.__qualname__, len(data), data.index[0], data.index[-1])
+    if key not in _LOOKAHEAD_CHECKED:
+        report = check_lookahead(strategy, data).raise_if_failed()
+        _LOOKAHEAD_CHECKED[key] = (
+            f"Lookahead check: passed ({report.n_points} sampled decision bars, {report.mode})."
+        )
+    return _LOOKAHEAD_CHECKED[key]
 
 
 # ====================================================================== periods
