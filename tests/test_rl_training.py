@@ -116,7 +116,7 @@ def test_smoke_training_is_reproducible_and_evaluated_by_the_backtester(tmp_path
     assert first == (tmp_path / "b" / "metrics.json").read_bytes()
     assert _same(_params(a.model), _params(b.model))
     m = json.loads(first)["metrics"]
-    assert set(m) == {"agent", "buy_and_hold", "flat"}
+    assert set(m) == {"agent", "buy_and_hold", "flat", "model_signal"}
     assert m["flat"]["final_equity"] == 10_000.0 and m["flat"]["n_trades"] == 0
     assert m["buy_and_hold"]["n_trades"] == 1
     # the agent's metrics are the vectorized backtest of its evaluation actions
@@ -138,6 +138,50 @@ def test_smoke_training_is_reproducible_and_evaluated_by_the_backtester(tmp_path
     run = mlflow.get_run(a.run_id)
     assert run.data.metrics["agent.final_equity"] == pytest.approx(m["agent"]["final_equity"])
     assert run.data.params["seed.model"] == "42"
+    # the evaluation episode's backtest report, beside buy-and-hold
+    report = (tmp_path / "a" / "backtest" / "backtest_report.md").read_text()
+    assert "out of sample" in report and "buy and hold" in report
+
+
+@pytest.mark.slow
+def test_the_supervised_baseline_is_a_logistic_model_fitted_on_the_training_window(tmp_path):
+    """Recomputed here with scikit-learn and the backtester, on the run's own windows."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from cryptoai.backtest import run_backtest
+    from cryptoai.backtest.metrics import compute_metrics
+    from cryptoai.features.engineering import build_features
+    from cryptoai.features.spec import load_feature_spec
+    from cryptoai.rl.config import resolve
+    from cryptoai.rl.training import _smoke, load_data, split_windows, train_rl
+
+    cfg = _config(tmp_path)
+    a = train_rl(cfg, smoke=True, tracking=False, out=tmp_path / "a")
+    res, source = resolve(cfg)
+    res = _smoke(res)
+    ohlcv = load_data(res).iloc[-res.config.smoke_bars :]
+    feats = build_features(ohlcv, load_feature_spec(res.config.features))
+    w = split_windows(ohlcv, feats, res, source)
+    up = (w.train["close"].shift(-1) > w.train["close"]).astype(float)
+    X, y = w.train_features.iloc[:-1], up.iloc[:-1]  # the last label reads the next window
+    ok = X.notna().all(axis=1).to_numpy()
+    b = res.config.baseline
+    clf = make_pipeline(StandardScaler(), LogisticRegression(**b.model_params, random_state=0))
+    clf.fit(X.to_numpy()[ok], y.to_numpy()[ok])
+    ev = w.eval_features.reindex(a.eval_bars.index)
+    known = ev.notna().all(axis=1).to_numpy()
+    proba = np.full(len(ev), np.nan)
+    proba[known] = clf.predict_proba(ev.to_numpy()[known])[:, 1]
+    signal = pd.Series(proba, index=ev.index, name="proba_up")
+    result, _ = run_backtest(a.eval_bars, "model_signal", {**b.params, "predictions": signal},
+                             res.settings)  # fmt: skip
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())["metrics"]["model_signal"]
+    assert m["final_equity"] == pytest.approx(compute_metrics(result)["final_equity"], rel=1e-9)
+    assert m["n_trades"] == compute_metrics(result)["n_trades"]
 
 
 @pytest.mark.slow

@@ -92,6 +92,24 @@ class TrackingConfig(_Strict):
     template: dict[str, Any] = Field(default_factory=dict)
 
 
+class BaselineConfig(_Strict):
+    """The supervised baseline the agent is scored against: ``model`` (a registered model
+    name) fitted on the training window's features to the next bar's direction, its
+    probabilities on the evaluation bars traded by ``model_signal`` with ``params``."""
+
+    model: str = "logreg"
+    model_params: dict[str, Any] = Field(default_factory=lambda: {"C": 0.1, "max_iter": 2000})
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "long_above": 0.52,
+            "short_below": 0.48,
+            "long_exit": 0.5,
+            "short_exit": 0.5,
+            "min_hold": 24,
+        }
+    )
+
+
 class RLConfig(_Strict):
     """One RL training run, as written in ``configs/rl/NAME.yaml``."""
 
@@ -119,6 +137,7 @@ class RLConfig(_Strict):
     smoke_bars: int = Field(1500, ge=100)
     smoke_timesteps: int = Field(512, ge=1)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
 
     @field_validator("reward")
     @classmethod

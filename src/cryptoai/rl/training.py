@@ -389,6 +389,49 @@ def model_signal_baseline(
     return compute_metrics(result), result
 
 
+def supervised_baseline(res: Resolved, w: Windows, eval_env) -> dict[str, Any]:
+    """The config's supervised model fitted on the training window only (the last bar, whose
+    label is the first evaluation bar's move, is purged), its up-probabilities on the
+    evaluation bars traded by ``model_signal`` with the agent's execution settings."""
+    from cryptoai.modeling.labels import direction
+    from cryptoai.modeling.models import make_model
+
+    cfg = res.config.baseline
+    y = direction(w.train["close"], 1).iloc[:-1]
+    X = w.train_features.reindex(y.index)
+    model = make_model(cfg.model, "classification", **cfg.model_params)
+    model.fit(X, y)
+    bars = eval_env.episode_data()
+    feats = w.eval_features.reindex(bars.index)
+    proba = model.predict_proba(feats)[:, list(model.classes_).index(1.0)]
+    metrics, _ = model_signal_baseline(
+        bars, pd.Series(proba, index=bars.index), eval_env.settings, cfg.params
+    )
+    return metrics
+
+
+def _write_report(result: RLResult, eval_env) -> Path:
+    """The evaluation episode's backtest report (the agent's actions through
+    ``run_vectorized``, beside buy-and-hold with the same costs) in ``out_dir/backtest``."""
+    from cryptoai.backtest.report import write_report
+    from cryptoai.backtest.vectorized import run_vectorized
+
+    bars = eval_env.episode_data()
+    agent = run_vectorized(bars, result.eval_targets, eval_env.settings, name="agent")
+    hold = pd.Series(1.0, index=bars.index)
+    hold.iloc[-1] = np.nan
+    bench = run_vectorized(bars, hold, eval_env.settings, name="buy and hold")
+    paths = write_report(
+        agent,
+        bench,
+        bars,
+        result.out_dir / "backtest",
+        title=f"{result.run_name}: evaluation episode",
+        period_label="the evaluation window after the training window (out of sample)",
+    )
+    return paths["report"]
+
+
 # ----------------------------------------------------------------------------- the run
 def run_name(res: Resolved) -> str:
     c = res.config
@@ -477,6 +520,7 @@ def train_rl(
             agent["final_equity"],
         )
     metrics = {"agent": agent, **baselines(eval_env)}
+    metrics["model_signal"] = supervised_baseline(res, w, eval_env)
     bounds = eval_env.episode_bounds
     result = RLResult(
         run_name=name,
@@ -491,6 +535,7 @@ def train_rl(
         model=model,
     )
     _write_metrics(result, res, seeds)
+    _write_report(result, eval_env)
     if tracking:
         result.run_id = _track(result, res, source, seeds, ohlcv)
     return result
