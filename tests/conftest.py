@@ -25,6 +25,10 @@ import pandas as pd
 import pytest
 from helpers import ohlcv_frame
 
+# Plugin modules of shared session fixtures (``pytest_plugins`` in the test files), imported by
+# those files before pytest would load them: registered here, so their asserts are rewritten.
+pytest.register_assert_rewrite("serve_support", "shipped_run")
+
 #: Every test in these files takes seconds (kernels, servers, papermill); files of this suite
 #: mark themselves (``pytestmark = pytest.mark.slow`` in test_models_sequence.py).
 SLOW_FILES = frozenset(

@@ -1,9 +1,11 @@
 """The experiment runner end to end: real papermill kernels, a real SQLite MLflow store.
 
-Two batches run once per module: the shipped logreg baseline through the shipped notebooks
-(smoke mode), and two small configs over tiny generated notebooks, one of which raises, run
-two at a time. Everything lands in temp folders and a temp MLflow store; the repository is not
-written to. The runner's clock is fixed (``RUN_DAY``), so no assertion races midnight.
+Two batches: the shipped logreg baseline through the shipped notebooks (smoke mode), run
+once per session by ``shipped_run`` (tests/shipped_run.py; test_notebooks.py checks the same
+run's notebook outputs), and, once per module, two small configs over tiny generated
+notebooks, one of which raises, run two at a time. Everything lands in temp folders and temp
+MLflow stores (one per batch); the repository is not written to. The runners' clock is fixed
+(``RUN_DAY``), so no assertion races midnight.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from shipped_run import END, RUN_DAY, START, ShippedRun
+from shipped_run import STUDY as STUDY_REAL
 
 from cryptoai import tracking
 from cryptoai.cli import main
@@ -36,24 +40,23 @@ from cryptoai.research.experiments import (
     run_batch,
 )
 
+pytest_plugins = ("shipped_run",)  # the one run of the shipped notebooks
+
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_NOTEBOOKS = ["01-data-exploration", "02-feature-engineering", "03-model-prototyping",
-                     "04-backtesting"]  # fmt: skip
-STUDY_REAL = "test-real"
 STUDY_TINY = "test-tiny"
-#: The runner's "today" in this module: a fixed day, so folder names and template dates are
-#: known in advance (a real clock read twice could straddle midnight).
-RUN_DAY = dt.date(2031, 5, 17)
+# The runners' "today" is RUN_DAY (from shipped_run), a fixed day, so folder names and
+# template dates are known in advance (a real clock read twice could straddle midnight).
 
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
-    """Temp MLflow store, raw store and experiments root shared by this module's batches.
+    """Temp MLflow store, raw store and experiments root of this module's tiny batches.
 
     The batches run while the module fixture's store is set; tests read that store through
-    ``env["uri"]`` (each test's own environment points at a private, empty store).
+    ``env["uri"]`` (each test's own environment points at a private, empty store; the shipped
+    run has a store of its own, ``real["uri"]``).
     """
     root = tmp_path_factory.mktemp("exp")
     uri = f"sqlite:///{root}/mlflow.db"
@@ -65,12 +68,22 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     mlflow.set_tracking_uri(None)
 
 
+def _point_at(monkeypatch: pytest.MonkeyPatch, uri: str) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 @pytest.fixture
 def batch_store(env, monkeypatch):
-    """This test sees the batches' store (e.g. for ``cryptoai report``)."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["uri"])
-    mlflow.set_tracking_uri(env["uri"])
-    return env["uri"]
+    """This test sees the tiny batches' store (e.g. for ``cryptoai report``)."""
+    return _point_at(monkeypatch, env["uri"])
+
+
+@pytest.fixture
+def real_store(real, monkeypatch):
+    """This test sees the shipped run's store."""
+    return _point_at(monkeypatch, real["uri"])
 
 
 def _run_cli(env, args: list[str]) -> int:
@@ -85,21 +98,6 @@ def _run_cli(env, args: list[str]) -> int:
             mlflow.set_tracking_uri(None)
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def _recording(logger: str = "cryptoai") -> _Records:
-    handler = _Records()
-    logging.getLogger(logger).addHandler(handler)
-    return handler
-
-
 def _config(env, source: Path, dest: str, **changes) -> Path:
     """A copy of a config with its raw store in the temp folder (and other fields changed)."""
     data = yaml.safe_load(source.read_text())
@@ -110,25 +108,18 @@ def _config(env, source: Path, dest: str, **changes) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def real(env):
-    """The shipped logreg baseline through the shipped notebooks, in smoke mode, via the CLI."""
-    missing = [n for n in SHIPPED_NOTEBOOKS if not (REPO / "notebooks" / f"{n}.ipynb").is_file()]
-    if missing:
-        pytest.fail(f"shipped notebooks missing: {missing}")
-    cfg_path = _config(
-        env, REPO / "configs/experiments/logreg_baseline.yaml", "logreg_baseline.yaml",
-        study=STUDY_REAL,
-    )  # fmt: skip
-    records = _recording()
-    try:
-        rc = _run_cli(env, ["run", str(cfg_path), "--smoke", "--experiments-root",
-                            str(env["experiments"]), "--no-progress"])  # fmt: skip
-    finally:
-        logging.getLogger("cryptoai").removeHandler(records)
-    folders = sorted(env["experiments"].glob("experiment_*_logreg_baseline*"))
-    assert len(folders) == 1
-    return {"rc": rc, "config": cfg_path, "folder": folders[0], "records": records.records}
+@pytest.fixture
+def real(shipped_run: ShippedRun) -> dict:
+    """The shipped logreg baseline through the shipped notebooks, in smoke mode, via the CLI:
+    the session's one run (tests/shipped_run.py), its notebooks the ones its config lists."""
+    return {
+        "rc": shipped_run.rc,
+        "config": shipped_run.config,
+        "folder": shipped_run.folder,
+        "records": shipped_run.records,
+        "uri": shipped_run.uri,
+        "notebooks": shipped_run.notebooks,
+    }
 
 
 def _tiny_notebooks(folder: Path) -> Path:
@@ -194,37 +185,31 @@ def tiny(env):
             "--experiments-root", str(env["experiments"]), "--notebooks-dir", str(nb_dir)]  # fmt: skip
     rc = _run_cli(env, args)
     folders = {p.name.split("_", 2)[2]: p for p in env["experiments"].glob("experiment_*_tiny_*")}
-    return {"rc": rc, "ok": folders["tiny_ok"], "bad": folders["tiny_bad"], "notebooks": nb_dir}
+    return {"rc": rc, "ok": folders["tiny_ok"], "bad": folders["tiny_bad"], "notebooks": nb_dir,
+            "uri": env["uri"]}  # fmt: skip
 
 
-_STORE: dict[str, str] = {}
+def _client(batch: dict) -> MlflowClient:
+    """The MLflow store a batch (``real`` or ``tiny``) logged to, by its explicit URI."""
+    return MlflowClient(tracking_uri=batch["uri"])
 
 
-@pytest.fixture(autouse=True)
-def _batch_uri(env):
-    _STORE["uri"] = env["uri"]
-
-
-def _client() -> MlflowClient:
-    return MlflowClient(tracking_uri=_STORE["uri"])
-
-
-def _runs(study: str) -> list:
-    client = _client()
+def _runs(batch: dict, study: str) -> list:
+    client = _client(batch)
     exp = client.get_experiment_by_name(study)
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 
-def _parent(study: str, name: str):
-    runs = [r for r in _runs(study) if r.data.tags.get("experiment.name") == name]
+def _parent(batch: dict, study: str, name: str):
+    runs = [r for r in _runs(batch, study) if r.data.tags.get("experiment.name") == name]
     assert len(runs) == 1
     return runs[0]
 
 
-def _children(study: str, parent_id: str) -> dict:
+def _children(batch: dict, study: str, parent_id: str) -> dict:
     return {
         r.data.tags["mlflow.runName"]: r
-        for r in _runs(study)
+        for r in _runs(batch, study)
         if r.data.tags.get("mlflow.parentRunId") == parent_id
     }
 
@@ -254,7 +239,7 @@ def test_real_batch_succeeds(real):
 def test_real_folder_contents(real):
     folder = real["folder"]
     assert folder.name == "experiment_20310517_logreg_baseline"
-    for name in SHIPPED_NOTEBOOKS:
+    for name in real["notebooks"]:
         executed = nbformat.read(folder / f"{name}.ipynb", as_version=4)
         codes = [c for c in executed.cells if c.cell_type == "code"]
         assert codes and all(c.execution_count is not None for c in codes), name
@@ -276,10 +261,10 @@ def test_real_folder_contents(real):
 def test_real_metrics_json_matches_nested_runs(real):
     folder = real["folder"]
     merged = json.loads((folder / "metrics.json").read_text())
-    parent = _parent(STUDY_REAL, "logreg_baseline")
-    children = _children(STUDY_REAL, parent.info.run_id)
-    assert list(children) and set(children) == set(SHIPPED_NOTEBOOKS)
-    own = {n: json.loads((folder / n / "metrics.json").read_text()) for n in SHIPPED_NOTEBOOKS}
+    parent = _parent(real, STUDY_REAL, "logreg_baseline")
+    children = _children(real, STUDY_REAL, parent.info.run_id)
+    assert list(children) and set(children) == set(real["notebooks"])
+    own = {n: json.loads((folder / n / "metrics.json").read_text()) for n in real["notebooks"]}
     for name, child in children.items():
         assert child.info.status == "FINISHED"
         numbers = {k: float(v) for k, v in _leaves(own[name]).items() if _is_number(v)}
@@ -311,9 +296,9 @@ def test_real_metrics_json_matches_nested_runs(real):
 
 
 def test_real_run_logs_the_final_model(real):
-    parent = _parent(STUDY_REAL, "logreg_baseline")
+    parent = _parent(real, STUDY_REAL, "logreg_baseline")
     uri = parent.data.tags["model.uri"]
-    mlflow.set_tracking_uri(_STORE["uri"])
+    mlflow.set_tracking_uri(real["uri"])
     try:
         info = mlflow.models.get_model_info(uri)
         model = mlflow.pyfunc.load_model(uri)
@@ -336,7 +321,7 @@ def test_real_run_says_nothing_alarming(real):
     loud = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
     assert loud == []
     messages = [r.getMessage() for r in records if r.levelno == logging.INFO]
-    for name in SHIPPED_NOTEBOOKS:
+    for name in real["notebooks"]:
         assert f"logreg_baseline: {name} started" in messages
         assert any(m.startswith(f"logreg_baseline: {name} done in ") for m in messages)
     assert any("final model logged" in m for m in messages)
@@ -344,7 +329,7 @@ def test_real_run_says_nothing_alarming(real):
 
 
 def test_real_run_records_template_and_provenance(real):
-    parent = _parent(STUDY_REAL, "logreg_baseline")
+    parent = _parent(real, STUDY_REAL, "logreg_baseline")
     tags = parent.data.tags
     cfg = load_experiment(real["config"])
     assert parent.info.status == "FINISHED"
@@ -354,7 +339,9 @@ def test_real_run_records_template_and_provenance(real):
     assert tags["template.objective"] == cfg.objective
     assert tags["template.date"] == "2031-05-17"
     assert tags["template.config_file"] == str(real["config"])
-    assert tags["template.dataset"].startswith("synthetic BTC/USDT 1h 2023-01-01..2024-12-31")
+    # the config's period, first to last bar (END is exclusive: the day before it)
+    last = (dt.date.fromisoformat(END) - dt.timedelta(days=1)).isoformat()
+    assert tags["template.dataset"].startswith(f"synthetic BTC/USDT 1h {START}..{last}")
     assert "buy-and-hold" in tags["template.backtest_summary"]
     assert tags["smoke"] == "true" and tags["experiment.folder"] == str(real["folder"])
     assert tags["git.commit"] and tags["version.mlflow"] == mlflow.__version__
@@ -368,18 +355,18 @@ def test_real_run_records_template_and_provenance(real):
     # the dataset is logged as config.data, the key `cryptoai train` runs use
     assert params["config.data.symbol"] == "BTC/USDT" and "config.dataset.symbol" not in params
     assert params["config.backtest.execution.size"] == "all_in"
-    artifacts = {a.path for a in _client().list_artifacts(parent.info.run_id)}
+    artifacts = {a.path for a in _client(real).list_artifacts(parent.info.run_id)}
     assert {"config.yaml", "metrics.json", "backtest_report.md", "equity.png"} <= artifacts
-    experiment = _client().get_experiment(parent.info.experiment_id)
+    experiment = _client(real).get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    child = _children(STUDY_REAL, parent.info.run_id)["04-backtesting"]
-    child_artifacts = {a.path for a in _client().list_artifacts(child.info.run_id)}
+    child = _children(real, STUDY_REAL, parent.info.run_id)["04-backtesting"]
+    child_artifacts = {a.path for a in _client(real).list_artifacts(child.info.run_id)}
     assert {"04-backtesting.ipynb", "04-backtesting"} <= child_artifacts
     assert child.data.tags["template.experiment_id"] == "EXP-001"
     assert child.data.tags["smoke"] == "true" and child.data.tags["notebook"] == "04-backtesting"
 
 
-def test_report_prints_the_study(real, batch_store, capsys):
+def test_report_prints_the_study(real, real_store, capsys):
     capsys.readouterr()
     assert main(["report", "--study", STUDY_REAL]) in (0, None)
     out = capsys.readouterr().out
@@ -403,12 +390,12 @@ def test_report_unknown_study_is_one_line(env, capsys):
 
 def test_failing_notebook_fails_its_config_only(tiny):
     assert tiny["rc"] == 1
-    parent = _parent(STUDY_TINY, "tiny_bad")
+    parent = _parent(tiny, STUDY_TINY, "tiny_bad")
     assert parent.info.status == "FAILED"
     error = parent.data.tags["error"]
     assert "05-fails" in error and "ValueError: deliberate failure for the test" in error
     assert "In [" in error  # the cell
-    children = _children(STUDY_TINY, parent.info.run_id)
+    children = _children(tiny, STUDY_TINY, parent.info.run_id)
     assert set(children) == {"03-model-prototyping", "05-fails"}  # 04 skipped
     assert children["05-fails"].info.status == "FAILED"
     assert "deliberate failure" in children["05-fails"].data.tags["error"]
@@ -419,7 +406,7 @@ def test_failing_notebook_fails_its_config_only(tiny):
 
 
 def test_other_config_in_the_batch_succeeds(tiny):
-    parent = _parent(STUDY_TINY, "tiny_ok")
+    parent = _parent(tiny, STUDY_TINY, "tiny_ok")
     assert parent.info.status == "FINISHED" and "error" not in parent.data.tags
     folder = tiny["ok"]
     merged = json.loads((folder / "metrics.json").read_text())

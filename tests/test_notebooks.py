@@ -1,11 +1,12 @@
 """The numbered notebooks, run top to bottom in smoke mode (how they are stored is checked by
 test_notebook_pairs.py).
 
-The six notebooks are executed once per test session, in order (04 and 05 read what 03
-saved), by papermill in a real ``python3`` kernel from a scratch working directory, with the
-raw store and the outputs in a temporary folder (the repository's data/ and docs/ are never
-touched); every test below reads that one run. The assertions check what the notebooks wrote
-against numbers recomputed here from the stored candles, or against each other.
+Notebooks 01-06 are executed once per test session, by the experiment runner in a real
+``python3`` kernel (``shipped_run``, tests/shipped_run.py, shared with test_experiments.py),
+with the raw store, the experiment folder and the MLflow store in a temporary folder (the
+repository's data/ and docs/ are never touched); every test below reads that one run. The
+assertions check what the notebooks wrote against numbers recomputed here from the stored
+candles, or against each other.
 """
 
 from __future__ import annotations
@@ -21,21 +22,12 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from shipped_run import CANDIDATES, CONFIG, END, NOTEBOOKS, START, ShippedRun
+
+pytest_plugins = ("shipped_run",)  # the one run of the shipped notebooks
 
 REPO = Path(__file__).resolve().parents[1]
-NB_DIR = REPO / "notebooks"
-NOTEBOOKS = [
-    "01-data-exploration",
-    "02-feature-engineering",
-    "03-model-prototyping",
-    "04-backtesting",
-    "05-robustness",
-    "06-optimization",
-]
-START, END = "2024-10-01", "2025-01-01"
 SMOKE_BARS = 1600  # TrainConfig.smoke_bars: what a smoke experiment keeps
-CANDIDATES = ["logreg", "xgboost", "gru"]  # one tabular, one boosted, one sequence model
-CONFIG = REPO / "configs" / "experiments" / "logreg_baseline.yaml"
 
 
 # ----------------------------------------------------------------- the kernel
@@ -57,108 +49,41 @@ def test_python3_kernel_is_this_environment():
 
 
 # ----------------------------------------------------------------- executed notebooks
-def _snapshot(folder: Path) -> dict[str, float]:
-    return {str(p): p.stat().st_mtime for p in folder.rglob("*")} if folder.exists() else {}
+@pytest.fixture
+def run(shipped_run: ShippedRun) -> ShippedRun:
+    """The session's one run of notebooks 01-06 (tests/shipped_run.py)."""
+    return shipped_run
 
 
-@pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
-    """A kernel spec ``python3`` for this very interpreter, found first, so notebooks run here."""
-    jupyter = tmp_path_factory.mktemp("jupyter")
-    kernels = jupyter / "kernels" / "python3"
-    kernels.mkdir(parents=True)
-    pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-    (kernels / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "python3",
-                "language": "python",
-                "env": {"PYTHONPATH": pythonpath},
-            }
-        )
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(jupyter))
-        mp.setenv("MPLBACKEND", "Agg")
-        yield
+def outputs(run: ShippedRun, name: str) -> Path:
+    return run.outputs(name)
 
 
-def _execute(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
-    import papermill as pm
-
-    pm.execute_notebook(
-        str(source),
-        str(executed),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(cwd),
-        progress_bar=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, kernel_env):
-    """Execute all six notebooks once, in order (04 and 05 read what 03 saved)."""
-    tmp = tmp_path_factory.mktemp("notebooks")
-    work, out, store = tmp / "cwd", tmp / "out", tmp / "raw"
-    work.mkdir()
-    docs_before = _snapshot(REPO / "docs" / "eda")
-    errors: dict[str, str] = {}
-    for name in NOTEBOOKS:
-        params = {
-            "smoke": True,
-            "output_dir": str(out),
-            "store_root": str(store),
-            "start": START,
-            "end": END,
-        }
-        if name == "03-model-prototyping":
-            params["candidates"] = CANDIDATES
-        try:
-            _execute(NB_DIR / f"{name}.ipynb", tmp / f"{name}.ipynb", params, work)
-        except Exception as exc:  # reported by the test of that notebook
-            errors[name] = f"{type(exc).__name__}: {exc}"
-    return {
-        "tmp": tmp,
-        "out": out,
-        "store": store,
-        "work": work,
-        "errors": errors,
-        "docs_changed": _snapshot(REPO / "docs" / "eda") != docs_before,
-    }
-
-
-def outputs(run, name: str) -> Path:
-    assert name not in run["errors"], run["errors"][name]
-    return run["out"] / name
-
-
-def metrics(run, name: str) -> dict:
+def metrics(run: ShippedRun, name: str) -> dict:
     return json.loads((outputs(run, name) / "metrics.json").read_text())
 
 
-def candles(run, symbol: str = "BTC/USDT") -> pd.DataFrame:
+def candles(run: ShippedRun, symbol: str = "BTC/USDT") -> pd.DataFrame:
     """The smoke run's bars, read back from the temporary store."""
     from cryptoai.data.store import RawStore
 
-    frame = RawStore(run["store"]).load("synthetic", symbol, "1h", START, END)
+    frame = RawStore(run.store).load("synthetic", symbol, "1h", START, END)
     return frame.iloc[-SMOKE_BARS:]
 
 
-def dataset(run):
+def dataset(run: ShippedRun):
     """Features, target and forward return exactly as training builds them."""
     from cryptoai.modeling.training import build_dataset
     from cryptoai.research.experiment_config import load_experiment
 
-    exp = load_experiment(CONFIG)
+    exp = load_experiment(run.config)
     cfg = exp.train_config().model_copy(update={"features": str(REPO / exp.features)})
     return build_dataset(candles(run), cfg)
 
 
-def executed_text(run, name: str) -> str:
+def executed_text(run: ShippedRun, name: str) -> str:
     """Everything a notebook printed (stdout and stderr streams) in the run."""
-    nb = nbformat.read(run["tmp"] / f"{name}.ipynb", as_version=4)
+    nb = nbformat.read(run.executed(name), as_version=4)
     return "".join(
         o.get("text", "")
         for c in nb.cells
@@ -169,11 +94,13 @@ def executed_text(run, name: str) -> str:
 
 @pytest.mark.slow
 def test_notebooks_ran_without_touching_the_repository(run):
-    assert run["errors"] == {}
-    assert not run["docs_changed"], "notebook 01 wrote into docs/eda/ without write_docs=True"
-    assert list(run["work"].iterdir()) == [], "a notebook wrote into its working directory"
+    assert run.notebooks == NOTEBOOKS
+    assert run.errors == {}
+    assert not run.docs_changed, "notebook 01 wrote into docs/eda/ without write_docs=True"
+    # the runner starts each kernel in notebooks/: nothing may appear there
+    assert run.new_in_notebooks == [], "a notebook wrote into its working directory"
     for name in NOTEBOOKS:
-        nb = nbformat.read(run["tmp"] / f"{name}.ipynb", as_version=4)
+        nb = nbformat.read(run.executed(name), as_version=4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
         assert errors == []
         assert any(
@@ -193,7 +120,7 @@ def test_01_data_exploration(run):
     folder = outputs(run, "01-data-exploration")
     m = metrics(run, "01-data-exploration")
     for sym in ("BTC-USDT", "ETH-USDT"):  # both symbols went to the temporary store
-        assert (run["store"] / "synthetic" / sym / "1h").is_dir()
+        assert (run.store / "synthetic" / sym / "1h").is_dir()
         assert m[f"{sym}.bars"] == SMOKE_BARS
         assert m[f"{sym}.missing_pct"] == 0.0 and m[f"{sym}.gaps"] == 0.0
         assert m[f"{sym}.contract_ok"] == 1.0
@@ -348,6 +275,19 @@ def test_05_robustness(run):
     groups = feature_groups(load_feature_spec(REPO / "configs" / "features" / "default.yaml"))
     assert {k for k in m if k.endswith(".loss")} == {f"ablation.{g}.loss" for g in groups}
     assert "ablation: 100%" in executed_text(run, "05-robustness")  # progress shown
+    # Stress, margin and bootstrap: relations between different quantities, not one number.
+    scenarios = ("base", "crash", "gap", "vol_x3", "fees_x3", "slippage_x5")
+    assert {f"stress.{s}.total_return" for s in scenarios} <= set(m)
+    assert m["stress.fees_x3.fees_paid"] > m["stress.base.fees_paid"]
+    assert m["stress.fees_x3.total_return"] <= m["stress.base.total_return"]
+    assert m["stress.slippage_x5.total_return"] <= m["stress.base.total_return"]
+    assert m["bootstrap.sharpe_low"] <= m["bootstrap.sharpe"] <= m["bootstrap.sharpe_high"]
+    assert m["bootstrap.max_drawdown_low"] <= m["bootstrap.max_drawdown_high"] <= 0
+    assert m["bootstrap.sharpe"] == pytest.approx(m["stress.base.sharpe"])
+    assert m["margin.max_leverage"] == 10.0
+    lev = m["margin.liquidation_leverage"]
+    assert lev is None or 1 <= lev <= 10
+    assert (lev is None) == (m["margin.n_liquidated"] == 0)
 
 
 @pytest.mark.slow
@@ -375,7 +315,7 @@ def test_06_optimization(run):
     assert m["optimize.best_falloff"] == pytest.approx(grid["stable"]["best_falloff"])
     cfg = load_optimize_config(REPO / "configs" / "optimize" / "ema_cross_grid.yaml")
     # the optimization's smoke cut: the last OPT_SMOKE_BARS bars of the stored candles
-    stored = RawStore(run["store"]).load("synthetic", "BTC/USDT", "1h", START, END)
+    stored = RawStore(run.store).load("synthetic", "BTC/USDT", "1h", START, END)
     bars = stored.iloc[-OPT_SMOKE_BARS:]
     best = {**cfg.params, **grid["best"]["params"]}
     chosen, bench = ca.run_backtest(bars, cfg.strategy, best, cfg.settings())
@@ -397,6 +337,55 @@ def test_06_optimization(run):
 
 
 # ----------------------------------------------------------------- plugins in the kernel
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """A kernel spec ``python3`` for this very interpreter, found first, so notebooks run here."""
+    jupyter = tmp_path_factory.mktemp("jupyter")
+    kernels = jupyter / "kernels" / "python3"
+    kernels.mkdir(parents=True)
+    pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    (kernels / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "python3",
+                "language": "python",
+                "env": {"PYTHONPATH": pythonpath},
+            }
+        )
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(jupyter))
+        mp.setenv("MPLBACKEND", "Agg")
+        yield
+
+
+def _execute(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(source),
+        str(executed),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(cwd),
+        progress_bar=False,
+    )
+
+
+def _execute(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(source),
+        str(executed),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(cwd),
+        progress_bar=False,
+    )
+
+
 PLUGIN = """\
 from cryptoai import Strategy, register_strategy
 

@@ -137,6 +137,10 @@ def test_smoke_training_is_reproducible_and_evaluated_by_the_backtester(tmp_path
 
     run = mlflow.get_run(a.run_id)
     assert run.data.metrics["agent.final_equity"] == pytest.approx(m["agent"]["final_equity"])
+    # the training curve: a point every log_every steps, each at its step
+    curve = mlflow.tracking.MlflowClient().get_metric_history(a.run_id, "train.episode_reward_mean")
+    assert [p.step for p in curve] == [64, 128, 192, 256]
+    assert [p.value for p in curve] == [h["episode_reward_mean"] for h in a.history]
     assert run.data.params["seed.model"] == "42"
     # the evaluation episode's backtest report, beside buy-and-hold
     report = (tmp_path / "a" / "backtest" / "backtest_report.md").read_text()

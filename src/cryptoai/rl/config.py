@@ -131,6 +131,7 @@ class RLConfig(_Strict):
     seed: int = 42
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint_every: int = Field(10_000, ge=1)
+    log_every: int = Field(1_000, ge=1)  # training-curve points (MLflow, with their step)
     checkpoint_dir: str = "models/checkpoints/rl"
     output_dir: str = "experiments/rl"
     torch_threads: int = Field(1, ge=1)

@@ -61,6 +61,8 @@ class RLResult:
     eval_window: tuple[str, str]
     run_id: str | None = None
     model: Any = field(default=None, repr=False)
+    #: The training curve, one row every ``log_every`` steps (this process's steps only).
+    history: list[dict[str, float]] = field(default_factory=list, repr=False)
 
     def summary_text(self) -> str:
         rows = {name: {m: self.metrics[name].get(m) for m in HEADLINE} for name in self.metrics}
@@ -86,6 +88,7 @@ def _smoke(res: Resolved) -> Resolved:
             "algo_params": params,
             "total_timesteps": cfg.smoke_timesteps,
             "checkpoint_every": min(cfg.checkpoint_every, max(cfg.smoke_timesteps // 2, 1)),
+            "log_every": min(cfg.log_every, max(cfg.smoke_timesteps // 4, 1)),
         }
     )
     return Resolved(**{**res.__dict__, "config": cfg})
@@ -301,10 +304,23 @@ def load_checkpoint(path: str | Path, algo: str, config_hash: str):
     return model, state["num_timesteps"]
 
 
-def _callback(every: int, folder: Path, config_hash: str, stop_after: int | None):
+def _callback(
+    every: int,
+    folder: Path,
+    config_hash: str,
+    stop_after: int | None,
+    *,
+    log_every: int = 1000,
+    total: int | None = None,
+    progress: bool = False,
+):
     """Checkpoints at the start of a rollout (after the previous update: nothing is pending)
     once ``every`` more steps have run; ``stop_after`` ends training at the first
-    checkpoint at or beyond it (to test that a resumed run matches an uninterrupted one)."""
+    checkpoint at or beyond it (to test that a resumed run matches an uninterrupted one).
+
+    Every ``log_every`` steps it records the training curve (mean reward of the last ten
+    finished episodes, episodes so far) in ``history``, logged to the run with its step; with
+    ``progress``, a bar shows steps/s and the running episode reward."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Checkpoints(BaseCallback):
@@ -312,10 +328,20 @@ def _callback(every: int, folder: Path, config_hash: str, stop_after: int | None
             super().__init__()
             self.next = None
             self.stop = False
+            self.history: list[dict[str, float]] = []
+            self.episodes: list[float] = []
+            self._running = 0.0
+            self._next_log = None
+            self.bar = None
 
         def _on_training_start(self) -> None:
             n = self.model.num_timesteps
             self.next = (n // every + 1) * every
+            self._next_log = (n // log_every + 1) * log_every
+            if progress:
+                from cryptoai._progress import tqdm
+
+                self.bar = tqdm(total=total, initial=n, unit="step", desc="training")
 
         def _on_rollout_start(self) -> None:
             n = self.model.num_timesteps
@@ -326,7 +352,27 @@ def _callback(every: int, folder: Path, config_hash: str, stop_after: int | None
                     self.stop = True
 
         def _on_step(self) -> bool:
+            rewards = np.atleast_1d(self.locals.get("rewards", 0.0))
+            dones = np.atleast_1d(self.locals.get("dones", False))
+            self._running += float(rewards[0])
+            if bool(dones[0]):
+                self.episodes.append(self._running)
+                self._running = 0.0
+            n = self.model.num_timesteps
+            recent = float(np.mean(self.episodes[-10:])) if self.episodes else self._running
+            if n >= self._next_log:
+                self.history.append(
+                    {"step": n, "episode_reward_mean": recent, "episodes": len(self.episodes)}
+                )
+                self._next_log = (n // log_every + 1) * log_every
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix(episode_reward=f"{recent:.4f}", refresh=False)
             return not self.stop
+
+        def _on_training_end(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
 
     return Checkpoints()
 
@@ -497,14 +543,22 @@ def train_rl(
         except (TypeError, ValueError, AssertionError) as exc:
             raise ConfigError(f"{source}: field 'algo_params': {exc}") from exc
         done = 0
-    callback = _callback(cfg.checkpoint_every, ckpt_root, chash, stop_after)
+    callback = _callback(
+        cfg.checkpoint_every,
+        ckpt_root,
+        chash,
+        stop_after,
+        log_every=cfg.log_every,
+        total=cfg.total_timesteps,
+        progress=progress,
+    )
     remaining = cfg.total_timesteps - done
     if remaining > 0:
         model.learn(
             remaining,
             callback=callback,
             reset_num_timesteps=resume is None,
-            progress_bar=progress,
+            progress_bar=False,  # the callback's bar: steps/s and the running episode reward
         )
     if not callback.stop:
         save_checkpoint(model, ckpt_root / "final", chash)
@@ -533,6 +587,7 @@ def train_rl(
         train_window=(str(w.train.index[0]), str(w.train.index[-1])),
         eval_window=(str(bounds[0]), str(bounds[1])),
         model=model,
+        history=callback.history,
     )
     _write_metrics(result, res, seeds)
     _write_report(result, eval_env)
@@ -601,6 +656,14 @@ def _track(result: RLResult, res: Resolved, source: str, seeds, ohlcv) -> str:
                 if isinstance(v, int | float) and np.isfinite(v):
                     flat[f"{who}.{m}"] = float(v)
         mlflow.log_metrics(flat)
+        for row in result.history:  # the training curve, each point at its step
+            mlflow.log_metrics(
+                {
+                    "train.episode_reward_mean": row["episode_reward_mean"],
+                    "train.episodes": row["episodes"],
+                },
+                step=int(row["step"]),
+            )
         mlflow.log_artifact(str(result.out_dir / "metrics.json"))
         final = result.checkpoint_dir / "final" / MODEL_FILE
         if final.is_file():
