@@ -30,220 +30,23 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cryptoai.errors import BadInputError, CryptoaiError
+from cryptoai.errors import BadInputError
+from cryptoai.optimize.config import (
+    MODEL,
+    MODEL_METRICS,
+    PRUNED,
+    check_model_config,
+    model_dimensions,
+    resolve_train_config,
+    split_params,
+)
 from cryptoai.optimize.trials import COMPLETE, FAILED, SKIPPED, Trial, bar_returns
 
 if TYPE_CHECKING:
-    from cryptoai.optimize.config import OptimizeConfig
+    from cryptoai.optimize.config import OptimizeConfig  # noqa: F401 - annotations
     from cryptoai.optimize.results import OptimizationResult
 
 log = logging.getLogger(__name__)
-
-MODEL = "model"
-PRUNED = "pruned"
-MODEL_PREFIX = "model.params."
-SIGNAL_PREFIX = "strategy."
-#: OptimizeConfig fields read only by ``strategy: model``.
-MODEL_ONLY_FIELDS = ("train", "model", "features", "target", "validation")
-#: Model metrics by task (means over the walk-forward folds).
-MODEL_METRICS = {
-    "classification": (
-        "accuracy",
-        "balanced_accuracy",
-        "roc_auc",
-        "log_loss",
-        "f1",
-        "ic",
-        "hit_rate",
-    ),
-    "regression": ("mse", "mae", "ic", "hit_rate", "ic_target"),
-}
-#: model_signal parameters a space may search (its predictions come from the trial).
-SIGNAL_PARAMS = ("long_above", "short_below", "long_exit", "short_exit", "min_hold")
-_SIGNAL_DEFAULTS = {"short_below": 0.45, "long_exit": 0.5, "short_exit": 0.5}
-
-
-# ------------------------------------------------------------------------------ config
-def _find(path: str) -> Path:
-    from cryptoai.paths import repo_root
-
-    for candidate in (Path(path), repo_root() / path):
-        if candidate.is_file():
-            return candidate
-    raise BadInputError(f"training config {path} not found: give a path from the repository root")
-
-
-def resolve_train_config(cfg: OptimizeConfig):
-    """The training config a model search runs: the ``train`` file, with the optimize
-    config's ``data`` (when given), inline ``model``/``features``/``target``/``validation``
-    and ``seed`` on top; smoke-sized when the search is. Returns ``(TrainConfig, file)``."""
-    from pydantic import ValidationError
-
-    from cryptoai.modeling.training import (
-        DataConfig,
-        TrainConfig,
-        load_train_config,
-        smoke_config,
-    )
-
-    source: str | None = None
-    if cfg.train:
-        path = _find(cfg.train)
-        try:
-            base = load_train_config(path).model_dump()
-        except CryptoaiError as exc:
-            raise BadInputError(f"train: {exc}") from None
-        source = str(path)
-    else:
-        base = {"name": cfg.name}
-    if not cfg.train or cfg.data != DataConfig():
-        base["data"] = cfg.data.model_dump()
-    for key in ("model", "target", "validation"):
-        value = getattr(cfg, key)
-        if value is not None:
-            base[key] = value.model_dump()
-    if cfg.features is not None:
-        base["features"] = cfg.features
-    if "model" not in base:
-        raise BadInputError(
-            "model: strategy: model needs a training config (train: configs/models/NAME.yaml)"
-            " or an inline model: {name: logreg, params: {...}}"
-        )
-    base["seed"] = cfg.seed
-    try:
-        tcfg = TrainConfig.model_validate(base)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise BadInputError(f"{where or 'train'}: {err['msg']}") from None
-    if cfg.smoke:
-        tcfg = smoke_config(tcfg)
-    return tcfg, source
-
-
-def _model_defaults(tcfg) -> tuple[dict[str, Any], list[str]]:
-    from cryptoai.modeling.models.registry import model_class
-
-    cls, fixed = model_class(tcfg.model.name, tcfg.task)
-    defaults = {k: v for k, v in cls().get_params().items() if k not in fixed}
-    return {**defaults, **tcfg.model.params}, sorted(defaults)
-
-
-def model_dimensions(cfg: OptimizeConfig):
-    """The space's dimensions; a name is ``model.params.NAME`` (a parameter of the model)
-    or ``strategy.NAME`` (a ``model_signal`` threshold)."""
-    from cryptoai.optimize.space import make_dimension
-    from cryptoai.strategies.model_signal import ModelSignal
-
-    tcfg, _ = cfg.train_config
-    try:
-        defaults, valid = _model_defaults(tcfg)
-    except CryptoaiError as exc:
-        raise BadInputError(f"model: {exc}") from None
-    dims = []
-    for key, spec in cfg.space.items():
-        if key.startswith(MODEL_PREFIX):
-            name = key[len(MODEL_PREFIX) :]
-            if name not in defaults:
-                raise BadInputError(
-                    f"space.{key}: model {tcfg.model.name} has no parameter {name!r}: valid"
-                    f" parameters are {', '.join(valid)}"
-                )
-            default = defaults[name]
-        elif key.startswith(SIGNAL_PREFIX):
-            name = key[len(SIGNAL_PREFIX) :]
-            if name not in SIGNAL_PARAMS:
-                raise BadInputError(
-                    f"space.{key}: model_signal has no tunable parameter {name!r}: use one of"
-                    f" {', '.join(SIGNAL_PARAMS)}"
-                )
-            default = ModelSignal.params.get(name)
-            default = _SIGNAL_DEFAULTS.get(name, default) if default is None else default
-        else:
-            raise BadInputError(
-                f"space.{key}: a model search tunes model.params.NAME (the model's"
-                " parameters) or strategy.NAME (model_signal thresholds)"
-            )
-        dims.append(make_dimension(key, spec, default))
-    return dims
-
-
-def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A trial's parameters as (model parameters, model_signal parameters)."""
-    model = {k[len(MODEL_PREFIX) :]: v for k, v in params.items() if k.startswith(MODEL_PREFIX)}
-    signal = {k[len(SIGNAL_PREFIX) :]: v for k, v in params.items() if k.startswith(SIGNAL_PREFIX)}
-    return model, signal
-
-
-def is_model_metric(cfg: OptimizeConfig) -> bool:
-    return cfg.objective.metric in MODEL_METRICS[cfg.train_config[0].task]
-
-
-def check_model_config(cfg: OptimizeConfig) -> OptimizeConfig:
-    """Everything that can be wrong with a model search, before any data is loaded: the
-    training config, the method, the objective, each dimension's name and values."""
-    from cryptoai.backtest.metrics import METRIC_NAMES
-    from cryptoai.modeling.models import make_model
-    from cryptoai.modeling.training import validate_train_config
-    from cryptoai.strategies.model_signal import ModelSignal
-
-    if cfg.method != "optuna":
-        raise BadInputError(
-            f"method: a model search runs optuna with pruning (got {cfg.method}): set method:"
-            " optuna (sampler tpe or random)"
-        )
-    if cfg.constraints:
-        raise BadInputError("constraints: a model search takes no constraints: drop them")
-    if not cfg.space:
-        raise BadInputError(
-            "space: the search space is empty: give e.g. model.params.C: {low: 0.01, high: 10}"
-        )
-    tcfg, source = cfg.train_config
-    try:
-        validate_train_config(tcfg, source)
-    except CryptoaiError as exc:
-        raise BadInputError(f"train: {exc}") from None
-    metric = cfg.objective.metric
-    if metric not in MODEL_METRICS[tcfg.task] and metric not in METRIC_NAMES:
-        raise BadInputError(
-            f"objective.metric: unknown metric {metric!r}: use a {tcfg.task} metric"
-            f" ({', '.join(MODEL_METRICS[tcfg.task])}, the mean over folds) or a backtest"
-            f" metric ({', '.join(METRIC_NAMES)})"
-        )
-    unknown = sorted(set(cfg.params) - set(SIGNAL_PARAMS))
-    if unknown:
-        raise BadInputError(
-            f"params.{unknown[0]}: fixed parameters of a model search are model_signal's"
-            f" ({', '.join(SIGNAL_PARAMS)}); model parameters belong in the training config"
-        )
-    try:
-        ModelSignal(**cfg.params)
-    except BadInputError as exc:
-        raise BadInputError(f"params: {exc}") from None
-    dims = cfg.dimensions
-    for dim in dims:
-        values = list(dim.values) if not dim.is_range else [dim.low, dim.high]
-        for value in values:
-            model_p, signal_p = split_params({dim.name: value})
-            try:
-                if model_p:
-                    make_model(tcfg.model.name, tcfg.task, **{**tcfg.model.params, **model_p})
-                else:
-                    ModelSignal(**{**cfg.params, **signal_p})
-            except (BadInputError, TypeError, ValueError) as exc:
-                raise BadInputError(f"space.{dim.name}: {value!r}: {exc}") from None
-    if cfg.sampler == "cmaes":
-        try:
-            import cmaes  # noqa: F401
-        except ImportError:
-            raise BadInputError(
-                "sampler: cmaes needs the cmaes package: pip install cmaes, or use tpe"
-            ) from None
-    try:
-        cfg.settings()
-    except BadInputError as exc:
-        raise BadInputError(f"backtest: {exc}") from None
-    return cfg
 
 
 # ------------------------------------------------------------------------------ trials
@@ -498,8 +301,8 @@ def run_model_optimization(
     from cryptoai.backtest.metrics import periods_per_year
     from cryptoai.fingerprint import frame_fingerprint
     from cryptoai.modeling.training import build_dataset, load_training_data, plan_splits
+    from cryptoai.optimize.recording import best_of, record_ledger, repo_reports, track_run
     from cryptoai.optimize.results import OptimizationResult, output_dir
-    from cryptoai.optimize.runner import _best, _ledger, _repo_reports, _track
     from cryptoai.optimize.significance import sweep_statistics
 
     tcfg, tfile = cfg.train_config
@@ -520,7 +323,7 @@ def run_model_optimization(
     )
     search = run_model_search(ev, storage=storage, study=name)
     trials = search["trials"]
-    best_trial = _best(trials, cfg.objective.maximize)
+    best_trial = best_of(trials, cfg.objective.maximize)
     some = next(iter(ev.outputs.values()), None)
     ppy = periods_per_year(some[1].equity.index) if some else periods_per_year(ohlcv.index)
     statistics = sweep_statistics(trials, best_trial, ppy)
@@ -552,8 +355,10 @@ def run_model_optimization(
         storage=search["storage"],
     )
     if tracking:
-        result.ledger = _ledger(fingerprint, search["n_new"], cfg, trials, best_trial, ppy, search)
-    root = Path(reports_root) if reports_root else _repo_reports()
+        result.ledger = record_ledger(
+            fingerprint, search["n_new"], cfg, trials, best_trial, ppy, search
+        )
+    root = Path(reports_root) if reports_root else repo_reports()
     folder = Path(out) if out is not None else output_dir(root, cfg.name, today)
     folder.mkdir(parents=True, exist_ok=True)
     result.out_dir = folder
@@ -563,7 +368,7 @@ def run_model_optimization(
         checkpoint = save_checkpoint(ev, best_trial, ckpt_root / name, fingerprint)
     _write_outputs(result, ev, best_trial, checkpoint)
     if tracking:
-        result.run_id = _track(result, source, fingerprint, today)
+        result.run_id = track_run(result, source, fingerprint, today)
     return result
 
 
@@ -606,8 +411,8 @@ def save_checkpoint(ev: ModelEvaluator, best: Trial, folder: Path, fingerprint: 
 def _write_outputs(result, ev: ModelEvaluator, best: Trial | None, checkpoint) -> None:
     from cryptoai.backtest.runner import run_strategy
     from cryptoai.optimize import plots
+    from cryptoai.optimize.recording import dump_config_text
     from cryptoai.optimize.results import dumps, report_markdown, trials_frame, write_yaml
-    from cryptoai.optimize.runner import dump_config_text
 
     cfg = result.config
     folder = result.out_dir
