@@ -16,6 +16,7 @@ import cryptoai
 from cryptoai.backtest import run_vectorized
 from cryptoai.data.sources import make_source
 from cryptoai.data.store import RawStore
+from cryptoai.errors import BadInputError
 from cryptoai.serve.live import LiveConfig, LiveLoop, ManualClock, decide, load_predictions
 from cryptoai.serve.paper import LEDGER_JSON, PaperLedger, paper_settings
 
@@ -196,3 +197,21 @@ def test_a_ledger_refuses_other_execution_settings(exchange, registry, tmp_path)
     clock.advance(HOUR)
     with pytest.raises(BadInputError, match="other execution settings.*fee_bps"):
         other.step()
+
+
+def test_a_second_loop_on_the_same_series_stops_at_once(exchange, registry, tmp_path):
+    mock, clock = exchange
+    clock.t = pd.Timestamp("2024-01-10 12:00:10", tz="UTC")
+    first = make_loop(mock, clock, tmp_path, registry.uri, paper=False)
+    second = make_loop(mock, clock, tmp_path, registry.uri, paper=False)
+    refused = []
+
+    def meanwhile(_report):  # the first loop is running: the second must not start
+        with pytest.raises(BadInputError, match="another live loop runs on") as err:
+            second.run(once=True)
+        refused.append(str(err.value))
+
+    first.run(once=True, on_step=meanwhile)
+    assert len(refused) == 1 and "\n" not in refused[0]
+    # once the first has stopped, the second runs (and finds nothing new to predict)
+    assert second.run(once=True)[0].predicted == []

@@ -23,10 +23,11 @@ it polls again after ``poll_s``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -303,6 +304,36 @@ class LiveLoop:
         predicted (``once``: a single step; neither: forever). ``on_step`` sees each report."""
         if max_bars is not None and max_bars < 1:
             raise BadInputError(f"--max-bars {max_bars}: give a number of bars >= 1")
+        with self._only_loop():
+            return self._run(once=once, max_bars=max_bars, on_step=on_step)
+
+    @contextlib.contextmanager
+    def _only_loop(self) -> Iterator[None]:
+        """One loop per series: a second one would predict and paper-trade the same bars
+        twice, so it stops at once with a one-line error instead of waiting."""
+        from filelock import FileLock, Timeout
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.folder / ".live.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise BadInputError(
+                f"another live loop runs on {self.key} (lock {lock.lock_file}): stop it first,"
+                " or give this one its own --live-dir"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _run(
+        self,
+        *,
+        once: bool,
+        max_bars: int | None,
+        on_step: Callable[[StepReport], Any] | None,
+    ) -> list[StepReport]:
         reports: list[StepReport] = []
         done = 0
         grace = pd.Timedelta(seconds=self.config.grace_s)
