@@ -145,17 +145,66 @@ def triple_barrier(
     return pd.DataFrame({"label": label, "t_end": t_end, "ret": ret}, index=ohlcv.index)
 
 
+#: Regime classes (the label values) and their names in predictions.
+REGIMES = {-1.0: "down", 0.0: "range", 1.0: "up", 2.0: "high_vol"}
+
+
+def regime(
+    close: pd.Series,
+    horizon: int,
+    vol_window: int = 20,
+    trend_mult: float = 1.0,
+    vol_mult: float = 1.5,
+) -> pd.Series:
+    """Market regime over the next ``horizon`` bars, scaled by what is known at t.
+
+    sigma_t is the std of one-bar log-returns over the last ``vol_window`` bars (known at t).
+    Over bars t+1..t+horizon: **high_vol** (2) when the realised std of their one-bar
+    log-returns exceeds ``vol_mult * sigma_t`` (for horizon 1: the absolute return over
+    sigma_t); else **up** (1) / **down** (-1) when the log-return ln(close_{t+h}/close_t) is
+    beyond +/- ``trend_mult * sigma_t * sqrt(horizon)``; else **range** (0). NaN during the
+    volatility warm-up and where the horizon passes the data. Like every target it looks
+    ahead by construction; only the thresholds come from the past.
+    """
+    h = _check_horizon(horizon)
+    if not isinstance(vol_window, int) or vol_window < 2:
+        raise BadInputError(f"vol_window must be a whole number of bars >= 2, got {vol_window!r}")
+    if not (trend_mult > 0 and vol_mult > 0):
+        raise BadInputError(f"trend_mult and vol_mult must be > 0, got {trend_mult}, {vol_mult}")
+    from cryptoai.features.derived import volatility
+
+    c = _close_values(close)
+    sigma = volatility(c, vol_window)
+    logret = np.full(c.shape[0], np.nan)
+    logret[1:] = np.diff(np.log(c))
+    n = c.shape[0]
+    fwd = np.full(n, np.nan)
+    fwd_vol = np.full(n, np.nan)
+    if h < n:
+        fwd[:-h] = np.log(c[h:] / c[:-h])
+        future = np.lib.stride_tricks.sliding_window_view(logret[1:], h)  # rows: t+1..t+h
+        fwd_vol[: n - h] = np.abs(future[:, 0]) if h == 1 else future.std(axis=1, ddof=1)
+    band = trend_mult * sigma * np.sqrt(h)
+    out = np.where(
+        fwd_vol > vol_mult * sigma, 2.0, np.where(fwd > band, 1.0, np.where(fwd < -band, -1.0, 0.0))
+    )
+    out[~(np.isfinite(sigma) & np.isfinite(fwd) & np.isfinite(fwd_vol))] = np.nan
+    return pd.Series(out, index=close.index, name=f"regime_{h}")
+
+
 class TargetConfig(BaseModel):
     """Which target a model learns; validated like every config."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["direction", "forward_return", "triple_barrier"] = "direction"
+    kind: Literal["direction", "forward_return", "triple_barrier", "regime"] = "direction"
     horizon: int = Field(1, ge=1)
     dead_zone: float = Field(0.0, ge=0)
     pt_mult: float = Field(2.0, gt=0)
     sl_mult: float = Field(2.0, gt=0)
     vol_window: int = Field(20, ge=2)
+    trend_mult: float = Field(1.0, gt=0)  # regime: trend band in sigma * sqrt(horizon)
+    vol_mult: float = Field(1.5, gt=0)  # regime: high volatility beyond vol_mult * sigma
 
 
 def make_target(
@@ -176,6 +225,8 @@ def make_target(
         return direction(ohlcv["close"], cfg.horizon, cfg.dead_zone)
     if cfg.kind == "forward_return":
         return forward_log_return(ohlcv["close"], cfg.horizon)
+    if cfg.kind == "regime":
+        return regime(ohlcv["close"], cfg.horizon, cfg.vol_window, cfg.trend_mult, cfg.vol_mult)
     tb = triple_barrier(ohlcv, cfg.horizon, cfg.pt_mult, cfg.sl_mult, cfg.vol_window)
     return tb["label"].rename(f"tb_label_{cfg.horizon}")
 

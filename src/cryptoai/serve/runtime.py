@@ -102,11 +102,29 @@ class Predictor:
         proba = np.asarray(est.predict_proba(X), dtype=float)
         classes = [float(c) for c in getattr(est, "classes_", self.card.get("classes") or [])]
         score = direction_score(proba, classes)
+        if self.label == "regime":
+            return _regime_columns(proba, classes, score)
         if self.outputs == ["proba_up", "score"]:
             if 1.0 not in classes:
                 raise BadInputError(f"model {self.name} has no 'up' class (classes {classes})")
             return np.column_stack([proba[:, classes.index(1.0)], score])
         return score.reshape(-1, 1)
+
+
+def _regime_columns(proba: np.ndarray, classes: list[float], score: np.ndarray) -> np.ndarray:
+    """``regime`` (the most probable class: -1 down, 0 range, 1 up, 2 high_vol), a probability
+    per class (0 for a class the training data never held) and the up-minus-down score."""
+    from cryptoai.modeling.labels import REGIMES
+
+    n = proba.shape[0]
+    known = np.isfinite(proba).all(axis=1)
+    cls = np.full(n, np.nan)
+    cls[known] = np.asarray(classes)[np.argmax(proba[known], axis=1)]
+    cols = [cls]
+    for value in REGIMES:
+        col = proba[:, classes.index(value)] if value in classes else np.where(known, 0.0, np.nan)
+        cols.append(col)
+    return np.column_stack([*cols, score])
 
 
 def load_predictor(model: str = DEFAULT_MODEL) -> Predictor:

@@ -182,7 +182,21 @@ def register_model(model_uri: str, name: str, alias: str | None = None) -> int:
 CARD_KEY = "cryptoai"
 CARD_SCHEMA = 1
 #: What a model's predictions mean, by target kind (see DESIGN "Predictions").
-LABELS = {"direction": "proba_up", "triple_barrier": "score", "forward_return": "score"}
+LABELS = {
+    "direction": "proba_up",
+    "triple_barrier": "score",
+    "forward_return": "score",
+    "regime": "regime",
+}
+#: Columns of a regime model's predictions: the class, one probability per class, the score.
+REGIME_OUTPUTS = [
+    "regime",
+    "proba_down",
+    "proba_range",
+    "proba_up",
+    "proba_high_vol",
+    "score",
+]
 _TAG_PREFIX = "cryptoai."
 _MAX_TAG = 5000
 
@@ -216,6 +230,8 @@ def model_card(
     kind = target_d.get("kind", "direction")
     label = LABELS.get(kind, "score")
     outputs = ["proba_up", "score"] if label == "proba_up" else ["score"]
+    if label == "regime":
+        outputs = list(REGIME_OUTPUTS)
     if task == "regression":
         outputs = ["expected_return", "score"]
     git = git_info()
