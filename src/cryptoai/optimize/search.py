@@ -153,10 +153,11 @@ def open_storage(url: str):
 
     On a new SQLite file two processes creating the schema at once race on
     ``alembic_version``; creation happens under a file lock beside the database, and a
-    process that still loses the race (another machine) retries once.
+    process that still loses the race (another machine, or a PostgreSQL server, where
+    ``CREATE TABLE`` collides as a duplicate key or an existing relation) tries again.
     """
     import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     kwargs: dict[str, Any] = {}
     db = _sqlite_file(url)
@@ -177,14 +178,16 @@ def open_storage(url: str):
         lock = FileLock(str(db) + ".lock", timeout=120)
     try:
         with lock:
-            try:
-                return create()
-            except (IntegrityError, OperationalError) as exc:
-                if "alembic_version" not in str(exc) and "already exists" not in str(exc):
-                    raise
-                log.info("optuna storage created by another process meanwhile; retrying once")
-                return create()
-    except (IntegrityError, OperationalError) as exc:
+            for attempt in range(_CREATE_TRIES):
+                try:
+                    return create()
+                except (IntegrityError, OperationalError, ProgrammingError) as exc:
+                    # Another process (another machine, on a server database) created the
+                    # schema between our check and our CREATE: its tables now exist.
+                    if not _schema_race(exc) or attempt == _CREATE_TRIES - 1:
+                        raise
+                    log.info("optuna storage created by another process meanwhile; retrying")
+    except (IntegrityError, OperationalError, ProgrammingError) as exc:
         raise BadInputError(
             f"cannot open the Optuna storage {_redact(url)}: {type(exc).__name__}: {exc.orig}"
         ) from None
@@ -195,6 +198,18 @@ def open_storage(url: str):
             f"cannot open the Optuna storage {_redact(url)}: {type(exc).__name__}: {exc};"
             " check --storage or CRYPTOAI_OPTUNA_STORAGE"
         ) from None
+
+
+_CREATE_TRIES = 5
+
+
+def _schema_race(exc: Exception) -> bool:
+    """Whether a storage error is another process's schema creation winning the race."""
+    text = str(exc).lower()
+    return any(
+        sign in text
+        for sign in ("alembic_version", "already exists", "duplicate key", "unique constraint")
+    )
 
 
 def _fast_sqlite(store) -> None:
