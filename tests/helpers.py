@@ -47,3 +47,40 @@ def ohlcv_frame(
     copy each call, so a test may change it."""
     frame = _synthetic(int(n), int(seed), timeframe, symbol, str(start))
     return (frame if extra else frame[OHLCV]).copy()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def python_kernel_env(jupyter: Path) -> dict[str, str]:
+    """Write a kernel spec ``python3`` for this very interpreter under ``jupyter`` and return
+    the environment that makes papermill find it first (and draw plots without a display)."""
+    import json
+    import os
+    import sys
+
+    kernels = jupyter / "kernels" / "python3"
+    kernels.mkdir(parents=True, exist_ok=True)
+    pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "python3",
+        "language": "python",
+        "env": {"PYTHONPATH": pythonpath},
+    }
+    (kernels / "kernel.json").write_text(json.dumps(spec))
+    return {"JUPYTER_PATH": str(jupyter), "MPLBACKEND": "Agg"}
+
+
+def execute_notebook(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
+    """Run a notebook through papermill in the ``python3`` kernel, from ``cwd``."""
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(source),
+        str(executed),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(cwd),
+        progress_bar=False,
+    )

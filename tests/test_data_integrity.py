@@ -16,6 +16,7 @@ import pytest
 from helpers import snapshot
 from mock_exchange import MockBinance
 
+import cryptoai._atomic as atomic_module
 from cryptoai.cli import main
 from cryptoai.data import store as store_module
 from cryptoai.data.fetch import fetch_to_store
@@ -275,7 +276,7 @@ def test_os_errors_are_one_line_and_leave_the_store_as_it_was(
     def refuse(*args, **kwargs):
         raise OSError(code, errno.errorcode[code], kwargs.get("dir"))
 
-    monkeypatch.setattr(store_module.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic_module.tempfile, "mkstemp", refuse)  # every store write
     with pytest.raises(StoreError, match=needle) as err:
         fetch(mock, store, end="2024-01-05")
     assert "\n" not in str(err.value)

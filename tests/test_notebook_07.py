@@ -4,11 +4,10 @@ train, register, promote, predict, the API, paper trading on a moved clock, a dr
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import execute_notebook, python_kernel_env
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "07-deployment.ipynb"
@@ -19,32 +18,17 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def kernel_env(tmp_path, monkeypatch):
     """A kernel spec ``python3`` for this very interpreter, found first (as test_notebooks)."""
-    kernels = tmp_path / "jupyter" / "kernels" / "python3"
-    kernels.mkdir(parents=True)
-    pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-    (kernels / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "python3",
-                "language": "python",
-                "env": {"PYTHONPATH": pythonpath},
-            }
-        )
-    )
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for key, value in python_kernel_env(tmp_path / "jupyter").items():
+        monkeypatch.setenv(key, value)
 
 
 def test_deployment_notebook_runs_in_smoke_mode(kernel_env, tmp_path):
-    import papermill as pm
-
     work, out, store = tmp_path / "cwd", tmp_path / "out", tmp_path / "raw"
     work.mkdir()
-    pm.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "07.ipynb"),
-        parameters={
+    execute_notebook(
+        NOTEBOOK,
+        tmp_path / "07.ipynb",
+        {
             "smoke": True,
             "output_dir": str(out),
             "store_root": str(store),
@@ -52,9 +36,7 @@ def test_deployment_notebook_runs_in_smoke_mode(kernel_env, tmp_path):
             "end": "2025-01-01",
             "paper_bars": 5,
         },
-        kernel_name="python3",
-        cwd=str(work),
-        progress_bar=False,
+        work,
     )
     folder = out / "07-deployment"
     metrics = json.loads((folder / "metrics.json").read_text())

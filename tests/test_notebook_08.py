@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import execute_notebook, python_kernel_env
 
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
@@ -25,34 +24,10 @@ START, END = "2024-10-01", "2025-01-01"
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     """A kernel spec ``python3`` for this very interpreter, found first."""
-    jupyter = tmp_path_factory.mktemp("jupyter")
-    kernels = jupyter / "kernels" / "python3"
-    kernels.mkdir(parents=True)
-    pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "python3",
-        "language": "python",
-        "env": {"PYTHONPATH": pythonpath},
-    }
-    (kernels / "kernel.json").write_text(json.dumps(spec))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(jupyter))
-        mp.setenv("MPLBACKEND", "Agg")
+        for key, value in python_kernel_env(tmp_path_factory.mktemp("jupyter")).items():
+            mp.setenv(key, value)
         yield
-
-
-def _execute(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
-    import papermill as pm
-
-    pm.execute_notebook(
-        str(source),
-        str(executed),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(cwd),
-        progress_bar=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +43,7 @@ def run(tmp_path_factory, kernel_env):
         "end": END,
         "timesteps": 256,  # a barely trained agent still trades: a real check
     }
-    _execute(NB_DIR / f"{NAME}.ipynb", tmp / f"{NAME}.ipynb", params, work)
+    execute_notebook(NB_DIR / f"{NAME}.ipynb", tmp / f"{NAME}.ipynb", params, work)
     return {"tmp": tmp, "out": out / NAME, "store": store, "work": work}
 
 

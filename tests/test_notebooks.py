@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import execute_notebook, python_kernel_env
 from shipped_run import CANDIDATES, CONFIG, END, NOTEBOOKS, START, ShippedRun
 
 pytest_plugins = ("shipped_run",)  # the one run of the shipped notebooks
@@ -340,50 +340,10 @@ def test_06_optimization(run):
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     """A kernel spec ``python3`` for this very interpreter, found first, so notebooks run here."""
-    jupyter = tmp_path_factory.mktemp("jupyter")
-    kernels = jupyter / "kernels" / "python3"
-    kernels.mkdir(parents=True)
-    pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-    (kernels / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "python3",
-                "language": "python",
-                "env": {"PYTHONPATH": pythonpath},
-            }
-        )
-    )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(jupyter))
-        mp.setenv("MPLBACKEND", "Agg")
+        for key, value in python_kernel_env(tmp_path_factory.mktemp("jupyter")).items():
+            mp.setenv(key, value)
         yield
-
-
-def _execute(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
-    import papermill as pm
-
-    pm.execute_notebook(
-        str(source),
-        str(executed),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(cwd),
-        progress_bar=False,
-    )
-
-
-def _execute(source: Path, executed: Path, parameters: dict, cwd: Path) -> None:
-    import papermill as pm
-
-    pm.execute_notebook(
-        str(source),
-        str(executed),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(cwd),
-        progress_bar=False,
-    )
 
 
 PLUGIN = """\
@@ -425,6 +385,6 @@ def test_notebook_setup_loads_the_configs_plugins_inside_the_kernel(tmp_path, ke
     source = tmp_path / "00-plugin.ipynb"
     nbformat.write(nb, source)
     params = {"config_path": str(config), "output_dir": str(tmp_path / "out")}
-    _execute(source, tmp_path / "executed.ipynb", params, tmp_path)
+    execute_notebook(source, tmp_path / "executed.ipynb", params, tmp_path)
     assert (tmp_path / "out" / "00-plugin").is_dir()
     assert "notebook_plugin_flat" not in list_strategies()  # it ran in the kernel only

@@ -23,14 +23,13 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,6 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from cryptoai._atomic import TMP_SUFFIX, atomic_file
 from cryptoai._progress import tqdm
 from cryptoai.data.frame import EXTRA_COLUMNS, INDEX_NAME, OHLCV_COLUMNS, merge, normalize
 from cryptoai.data.manifest import (
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
 _EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_TMP_SUFFIX = ".tmp"
 _LOCK_NAME = ".lock"
 _LOCK_TIMEOUT_S = 120
 _DAY = pd.Timedelta(days=1)
@@ -193,7 +192,7 @@ class RawStore:
         else:
             merged = part
         table = _to_table(merged)
-        with _atomic_file(path) as fh:
+        with atomic_file(path) as fh:
             pq.write_table(table, fh, compression="zstd")
         return _entry_for(path, merged)
 
@@ -338,7 +337,7 @@ class RawStore:
         writer is still filling)."""
         problems: list[str] = []
         for key, folder in self._series_dirs():
-            if any(folder.glob(f".*{_TMP_SUFFIX}")):
+            if any(folder.glob(f".*{TMP_SUFFIX}")):
                 self._clean_temps(key, folder)
             problems.extend(_verify_series(key, folder, self.repair_command(key)))
         return problems
@@ -499,7 +498,7 @@ class RawStore:
         return Manifest.from_json(text, where=str(path))
 
     def _write_manifest(self, folder: Path, manifest: Manifest) -> None:
-        with _atomic_file(folder / MANIFEST_NAME) as fh:
+        with atomic_file(folder / MANIFEST_NAME) as fh:
             fh.write(manifest.to_json().encode("utf-8"))
 
     @contextmanager
@@ -531,7 +530,7 @@ class RawStore:
 
     def _remove_temps(self, folder: Path) -> None:
         """Delete temp files of interrupted writes (call with the series lock held)."""
-        for path in folder.glob(f".*{_TMP_SUFFIX}"):
+        for path in folder.glob(f".*{TMP_SUFFIX}"):
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -763,36 +762,6 @@ def _bounds(
     s = parse_utc(start, "start") if start is not None else None
     e = parse_utc(end, "end") if end is not None else None
     return s, e
-
-
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """Write through a temp file in the same folder, then ``os.replace`` it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _verify_series(key: SeriesKey, folder: Path, repair: str) -> list[str]:

@@ -7,7 +7,6 @@ its fields. Every error is one line naming the file, the field and the reason.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cryptoai.config import load_config, validate_config
 from cryptoai.errors import ConfigError, CryptoaiError
+from cryptoai.modeling.training import DataConfig
 
 DEFAULT_BUCKETS = "configs/rl/buckets.yaml"
 DEFAULT_FEATURES = "configs/features/minimal.yaml"
@@ -53,22 +53,10 @@ class Buckets(_Strict):
     buckets: dict[str, Bucket] = Field(min_length=1)
 
 
-class RLDataConfig(_Strict):
+class RLDataConfig(DataConfig):
     """Candles as in model configs; ``timeframe`` defaults to the bucket's."""
 
-    source: str = "synthetic"
-    exchange: str | None = None
-    symbol: str = "BTC/USDT"
     timeframe: str | None = None
-    start: str | None = None
-    end: str | None = None
-    file: str | None = None
-    store_root: str = "data/raw"
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _dates_as_text(cls, value: Any) -> Any:
-        return value.isoformat() if isinstance(value, dt.date) else value
 
 
 class EvalConfig(_Strict):

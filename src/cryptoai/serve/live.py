@@ -364,13 +364,13 @@ def _append(preds: pd.DataFrame, ts: pd.Timestamp, row: dict[str, Any]) -> pd.Da
 
 
 def _write_predictions(folder: Path, preds: pd.DataFrame) -> None:
-    from cryptoai.serve.paper import _atomic
+    from cryptoai._atomic import atomic_file
 
     folder.mkdir(parents=True, exist_ok=True)
     frame = preds.copy()
     frame["model_version"] = frame["model_version"].astype("int64")
     frame["target"] = frame["target"].astype("float64")
-    with _atomic(folder / PREDICTIONS) as fh:
+    with atomic_file(folder / PREDICTIONS) as fh:
         frame.to_parquet(fh)
 
 

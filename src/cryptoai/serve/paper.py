@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cryptoai._atomic import atomic_file
 from cryptoai.backtest import _kernel as k
 from cryptoai.backtest._market import market_matrix, may_fund, params
 from cryptoai.backtest.result import FILL_REASONS
@@ -150,7 +147,7 @@ class PaperLedger:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with _atomic(folder / LEDGER_BARS) as fh:
+        with atomic_file(folder / LEDGER_BARS) as fh:
             self.bars.to_parquet(fh)
         doc = {
             "schema": SCHEMA,
@@ -164,7 +161,7 @@ class PaperLedger:
             ],
             "meta": self.meta,
         }
-        with _atomic(folder / LEDGER_JSON) as fh:
+        with atomic_file(folder / LEDGER_JSON) as fh:
             fh.write(json.dumps(doc, indent=1, default=str).encode())
 
     @classmethod
@@ -248,19 +245,3 @@ def _empty_fills() -> pd.DataFrame:
 def _json_float(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[IO[bytes]]:
-    """Write through a temp file in the same folder, then ``os.replace`` it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -171,16 +171,6 @@ class _ForestParams:
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _forest_kwargs(self) -> dict:
-        return {
-            "n_estimators": self.n_estimators,
-            "max_depth": self.max_depth,
-            "min_samples_leaf": self.min_samples_leaf,
-            "max_features": self.max_features,
-            "n_jobs": self.n_jobs,
-            "random_state": self.random_state,
-        }
-
 
 @register_model("random_forest")
 class ForestClassifier(_ForestParams, _TabularClassifier):
@@ -204,7 +194,7 @@ class ForestClassifier(_ForestParams, _TabularClassifier):
     def _build(self):
         from sklearn.ensemble import RandomForestClassifier
 
-        return RandomForestClassifier(class_weight=self.class_weight, **self._forest_kwargs())
+        return RandomForestClassifier(**self.get_params())  # the estimator's own parameters
 
     def predict_proba(self, X) -> np.ndarray:
         values, ok = self._rows(X)
@@ -234,7 +224,7 @@ class ForestRegressor(_ForestParams, _TabularRegressor):
     def _build(self):
         from sklearn.ensemble import RandomForestRegressor
 
-        return RandomForestRegressor(**self._forest_kwargs())
+        return RandomForestRegressor(**self.get_params())
 
     def predict(self, X) -> np.ndarray:
         values, ok = self._rows(X)
@@ -268,20 +258,6 @@ class _BoostParams:
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _boost_kwargs(self) -> dict:
-        return {
-            "n_estimators": self.n_estimators,
-            "max_depth": self.max_depth,
-            "learning_rate": self.learning_rate,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "min_child_weight": self.min_child_weight,
-            "reg_lambda": self.reg_lambda,
-            "n_jobs": self.n_jobs,
-            "random_state": self.random_state,
-            "tree_method": "hist",
-        }
-
 
 @register_model("xgboost")
 class BoostedClassifier(_BoostParams, _TabularClassifier):
@@ -290,7 +266,7 @@ class BoostedClassifier(_BoostParams, _TabularClassifier):
     def _build(self):
         from xgboost import XGBClassifier
 
-        return XGBClassifier(**self._boost_kwargs())
+        return XGBClassifier(**self.get_params())
 
 
 @register_model("xgboost")
@@ -300,7 +276,7 @@ class BoostedRegressor(_BoostParams, _TabularRegressor):
     def _build(self):
         from xgboost import XGBRegressor
 
-        return XGBRegressor(**self._boost_kwargs())
+        return XGBRegressor(**self.get_params())
 
 
 # ------------------------------------------------------------------------ baselines
