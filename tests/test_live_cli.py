@@ -67,6 +67,8 @@ def test_live_bad_input_is_one_line(registry, tmp_path, capsys):
             "synthetic",
             "--store",
             str(tmp_path),
+            "--live-dir",
+            str(tmp_path / "live"),
             "--once",
         ]
     )
@@ -81,6 +83,8 @@ def test_live_bad_input_is_one_line(registry, tmp_path, capsys):
             "synthetic",
             "--store",
             str(tmp_path),
+            "--live-dir",
+            str(tmp_path / "live"),
             "--max-bars",
             "0",
         ]
