@@ -7,9 +7,13 @@ the same costs (10 bps fee, 2 bps slippage, fill at the next bar's open):
 
 - ``cryptoai.sweep``: the compiled sweep kernel, every parameter set in one call (numba,
   parallel over sets); returns a table of statistics per set, no equity curves;
-- the optimize grid path: ``TrialRunner.run`` per set (``run_strategy`` + ``compute_metrics``
-  + the per-bar returns the PBO needs), i.e. what ``cryptoai optimize`` does per trial, and
-  ``run_optimization`` end to end (statistics, stable region, reports and plots included);
+- the optimize grid path: ``run_candidates``, i.e. what ``cryptoai optimize`` does for a grid
+  of a strategy with vectorized signals (every set through the parallel kernel, which
+  keeps each bar's equity and tallies the round trips, then every ``compute_metrics``
+  figure and the per-bar returns the PBO needs), ``TrialRunner.run`` per set (one
+  ``run_strategy`` + ``compute_metrics`` each, the path of event-driven strategies and of
+  Optuna's workers), and ``run_optimization`` end to end (data loading and validation,
+  statistics, stable region, reports and plots included);
 - vectorbt (one portfolio column per combination) and backtesting.py ``Backtest.optimize``,
   when they are installed (``pip install -r benchmarks/requirements-bench.txt``);
 - the Optuna path: the bookkeeping each trial adds on an SQLite storage (TPE sampling and
@@ -119,6 +123,11 @@ def ours_run_optimization(data_file: Path, grid: dict[str, list[int]], out: Path
         "backtest": {"fee_bps": FEE_BPS, "slippage_bps": SLIPPAGE_BPS},
     }
     run_optimization(cfg, out=out, tracking=False)
+
+
+def ours_single(data: pd.DataFrame, combos: list[dict[str, int]]) -> list:
+    r = runner(data)
+    return [r.run(i, c) for i, c in enumerate(combos)]
 
 
 def agreement(table: pd.DataFrame, trials: list) -> str | None:
@@ -302,8 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, float | None, str]] = []  # (what, seconds per trial, note)
     sweep_s = best_of(lambda: ours_sweep(data, grid), repeat) / n
     rows.append(("`cryptoai.sweep` (compiled sweep kernel)", sweep_s, "statistics only"))
+    single = ours_single(data, combos)
+    for a, b in zip(ours_trials(data, combos), single, strict=True):
+        if (
+            a.metrics["sharpe"] != b.metrics["sharpe"]
+            or a.metrics["n_trades"] != b.metrics["n_trades"]
+            or not np.array_equal(a.returns, b.returns)
+        ):
+            print(f"PROBLEM: compiled and single trials disagree at {a.params}")
+            return 1
     trial_s = best_of(lambda: ours_trials(data, combos), repeat) / n
-    rows.append(("optimize grid trials (`TrialRunner.run` per set)", trial_s, "metrics + returns"))
+    rows.append(("optimize grid trials (parallel kernel)", trial_s, "all metrics + returns"))
+    single_s = best_of(lambda: ours_single(data, combos), repeat) / n
+    rows.append(("one backtest per trial (`TrialRunner.run`)", single_s, "all metrics + returns"))
     with tempfile.TemporaryDirectory(prefix="bench-optimize-") as tmp:
         folder = Path(tmp)
         data_file = folder / "candles.parquet"
@@ -335,7 +355,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("Optuna `run_optuna` end to end", optuna_s, "+ re-run, fANOVA"))
 
     text = report(
-        rows, data, grid, n_optuna, repeat, (sweep_s, trial_s, book_s, worker_s, optuna_s), e2e_s
+        rows,
+        data,
+        grid,
+        n_optuna,
+        repeat,
+        (sweep_s, trial_s, single_s, book_s, worker_s, optuna_s),
+        e2e_s,
     )
     print(text)
     if not args.quick:
@@ -347,14 +373,17 @@ def main(argv: list[str] | None = None) -> int:
 def report(rows, data, grid, n_optuna, repeat, times, e2e_s) -> str:
     import numba
 
-    sweep_s, trial_s, book_s, worker_s, optuna_s = times
+    sweep_s, trial_s, single_s, book_s, worker_s, optuna_s = times
+    peers = {what.split(",")[0].split(" ")[0]: sec for what, sec, _ in rows}
+    vbt_s, bt_s = peers.get("vectorbt"), peers.get("backtesting.py")
     n = len(combinations(grid))
     fast, slow = grid["fast"], grid["slow"]
 
-    def cell(seconds: float | None) -> tuple[str, str, str]:
+    def cell(seconds: float | None) -> tuple[str, ...]:
         if seconds is None:
-            return "–", "–", "–"
-        return f"{1e3 * seconds:.3f}", f"{1 / seconds:,.0f}", f"{seconds / sweep_s:.1f}x"
+            return "–", "–", "–", "–"
+        vs = f"{vbt_s / seconds:.1f}x" if vbt_s else "–"
+        return f"{1e3 * seconds:.3f}", f"{1 / seconds:,.0f}", f"{seconds / sweep_s:.1f}x", vs
 
     installed = {
         name: importlib.util.find_spec(name) is not None for name in ("vectorbt", "backtesting")
@@ -373,24 +402,31 @@ def report(rows, data, grid, n_optuna, repeat, times, e2e_s) -> str:
         f" ({numba.config.NUMBA_NUM_THREADS} numba threads), load average {load:.1f}."
         " From `python benchmarks/bench_optimize.py`.",
         "",
-        "| path | ms / trial | trials / s | vs `sweep` | note |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| path | ms / trial | trials / s | cost vs `sweep` | speed vs vectorbt | note |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
         *(f"| {what} | {' | '.join(cell(s))} | {note} |" for what, s, note in rows),
         "",
-        f"The sweep and the optimize trials were checked to give the same Sharpe ratio, total"
-        f" return and trade count for every set before timing. Optuna rows: {n_optuna} trials"
+        "The sweep and the optimize trials were checked to give the same Sharpe ratio, total"
+        " return and trade count for every set before timing, and the grid's trials the"
+        " same Sharpe ratio, trade count and per-bar returns as one backtest each."
+        " Speed vs vectorbt: its time per trial over the row's."
+        f" Optuna rows: {n_optuna} trials"
         " each on a fresh SQLite file (WAL journal), TPE sampler seeded per trial.",
         "",
         "## Reading it",
         "",
-        f"- **`sweep` vs a trial.** A trial costs {trial_s / sweep_s:.1f}x a sweep's set: the"
-        " sweep runs every set inside one compiled call and keeps six statistics, while a"
-        " trial builds the strategy, assembles a full `BacktestResult` (equity, positions,"
-        " fills, trades), computes every `compute_metrics` figure and keeps the per-bar"
-        " returns that the PBO and the deflated Sharpe need. The optimizer cannot use the"
-        " sweep as it stands, because the sweep returns no equity.",
-        f"- **The Optuna path's overhead** is {1e3 * (worker_s - trial_s):.1f} ms a trial"
-        f" (the worker loop minus the backtest), {(worker_s - trial_s) / trial_s:.1f}x the"
+        f"- **The optimizer's grid** runs {1 / trial_s:,.0f} trials a second"
+        + (f", {vbt_s / trial_s:.0f}x vectorbt" if vbt_s else "")
+        + (f" and {bt_s / trial_s:,.0f}x backtesting.py" if bt_s else "")
+        + f" (goals: 50x and 1,000x), with every `compute_metrics` figure and the per-bar"
+        " returns of every trial, where the peers give one statistic per set. It costs"
+        f" {trial_s / sweep_s:.1f}x a `sweep` set: the equity of every bar is written"
+        " (the PBO needs it) and the metrics come from those matrices. One backtest per"
+        f" trial costs {single_s / trial_s:.0f}x more ({1e3 * single_s:.2f} ms: a full"
+        " `BacktestResult` with fills and trades, then pandas metrics); that is the path of"
+        " event-driven strategies and of each Optuna trial.",
+        f"- **The Optuna path's overhead** is {1e3 * (worker_s - single_s):.1f} ms a trial"
+        f" (the worker loop minus the backtest), {(worker_s - single_s) / single_s:.1f}x the"
         f" backtest itself: Optuna's bookkeeping alone is {1e3 * book_s:.1f} ms a trial on"
         " SQLite, some 25 SQL statements through SQLAlchemy's ORM (trial creation, reading"
         " the study's trials for the sampler and the stopping rule, parameters, the user"

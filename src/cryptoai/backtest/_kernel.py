@@ -82,7 +82,19 @@ S_BE = 19  # 1: the stop sits at the entry price (break-even after the first lad
 S_DAY = 20  # day number of the newest traded-notional bucket (tiered fees)
 S_BUCKETS = 21  # traded notional per day, a ring of BUCKET_DAYS days (tiered fees)
 BUCKET_DAYS = 31  # the 30 completed days before the current one, and the current day
-N_STATE = S_BUCKETS + BUCKET_DAYS
+# Round-trip tallies, kept as the run goes (the parallel kernel records no fills): what
+# ``round_trips`` computes from the fills, in the same order of operations.
+S_T_SIDE = S_BUCKETS + BUCKET_DAYS  # side of the open round trip (+1 long / -1 short)
+S_T_FLOW = S_T_SIDE + 1  # its cash flow so far, net of fees
+S_T_VALUE = S_T_SIDE + 2  # its entry value (opening-side fills)
+S_WINS = S_T_SIDE + 3  # closed round trips with a positive pnl
+S_GAINS = S_T_SIDE + 4  # sum of the positive pnls
+S_LOSSES = S_T_SIDE + 5  # sum of the negative pnls, as a positive number
+S_PNL = S_T_SIDE + 6  # sum of the pnls
+S_TRET = S_T_SIDE + 7  # sum of the round trips' returns (pnl / entry value)
+S_FEES = S_T_SIDE + 8  # fees paid, all fills
+S_NOTIONAL = S_T_SIDE + 9  # traded value, all fills
+N_STATE = S_T_SIDE + 10
 
 # --- order kinds and fill reasons ---------------------------------------------------------
 K_NONE = 0
@@ -262,10 +274,37 @@ def _trade(S, F, P, M, i, delta, price, fee_rate, reason):
         _roll(S, day)
         S[S_BUCKETS + day % BUCKET_DAYS] += abs(delta) * price
     _record(S, F, P, i, delta, price, fee, reason)
+    _tally(S, old, delta, price, fee)
     if new == 0.0:
         S[S_HELD] = 0.0
         S[S_NCLOSED] += 1.0
         S[S_TFUND] = 0.0
+
+
+@step_jit
+def _tally(S, old, delta, price, fee):
+    """Round-trip statistics of one fill (``old``: units before it); a round trip ends when
+    the position is back at zero, its pnl net of fees and of the funding it paid."""
+    side = 1.0 if delta > 0 else -1.0
+    value = abs(delta) * price
+    if old == 0.0:
+        S[S_T_SIDE] = side
+        S[S_T_FLOW] = 0.0
+        S[S_T_VALUE] = 0.0
+    if side == S[S_T_SIDE]:
+        S[S_T_VALUE] += value
+    S[S_T_FLOW] += -delta * price - fee
+    S[S_FEES] += fee
+    S[S_NOTIONAL] += value
+    if old + delta == 0.0:
+        pnl = S[S_T_FLOW] - S[S_TFUND]
+        if pnl > 0.0:
+            S[S_WINS] += 1.0
+            S[S_GAINS] += pnl
+        elif pnl < 0.0:
+            S[S_LOSSES] -= pnl
+        S[S_PNL] += pnl
+        S[S_TRET] += pnl / S[S_T_VALUE]
 
 
 @step_jit
@@ -766,28 +805,41 @@ def _quiet_targets(targets, close, i, end, held, cash, u, mark, acc):
     return i + k, acc
 
 
+# columns of ``simulate_many``'s results, one row per run
+RES_EQUITY, RES_MDD, RES_SHARPE, RES_TRADES, RES_FUNDING = range(5)
+RES_EXPOSED = 5  # bars closed holding a position
+RES_WINS, RES_GAINS, RES_LOSSES, RES_PNL, RES_TRET, RES_FEES, RES_NOTIONAL = range(6, 13)
+N_RES = 13
+_TALLIES = (S_WINS, S_GAINS, S_LOSSES, S_PNL, S_TRET, S_FEES, S_NOTIONAL)
+
+
 @njit(cache=True, parallel=True, _nrt=False)
-def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods_per_year, res):
+def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods_per_year, res, EQ):
     """Summary statistics of many runs, in parallel over runs; fills are not recorded.
 
     Run ``j`` takes its targets from ``targets[j]`` or, when ``targets`` has no rows, from a
     crossover of two rows of ``lines``: 1 from a bar where ``lines[fast_rows[j]]`` crosses
     above ``lines[slow_rows[j]]``, 0 from a bar where it crosses below (no target series is
     materialized). ``S`` holds one state row per run; ``P`` must have recording off.
-    Writes per run: final equity, max drawdown (<= 0), annualized Sharpe of bar returns, round
-    trips, funding paid. Between target changes a ``quiet`` run only marks to market (and
-    a flat one, with finite closes, not even that: its equity stays put).
+    Writes per run (``RES_*`` columns of ``res``): final equity, max drawdown (<= 0),
+    annualized Sharpe of bar returns, round trips, funding paid, bars held, and the
+    round-trip tallies (wins, gains, losses, pnl, returns, fees, traded value); and, unless
+    ``EQ`` has no columns (shape ``(1, 0)``), the equity at every close in ``EQ[j]``. Between target changes a
+    ``quiet`` run only marks to market (and a flat one, with finite closes, not even that:
+    its equity stays put).
     """
     crossover = targets.shape[0] == 0
     runs = fast_rows.shape[0] if crossover else targets.shape[0]
     n = M[0].shape[0]
     close = M[M_CLOSE]
+    write = EQ.shape[1] > 0
     finite = True
     for i in range(n):
         if not math.isfinite(close[i]):
             finite = False
     for j in prange(runs):
         s = S[j]
+        eq_row = EQ[j] if write else EQ[0]
         last_target = 0.0
         cash0 = s[S_CASH]
         acc = (cash0, cash0, cash0, 0.0, 0.0, 0.0)  # see _account
@@ -795,6 +847,7 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
         gap = math.nan
         fast = lines[fast_rows[j]] if crossover else close
         slow = lines[slow_rows[j]] if crossover else close
+        exposed = 0
         i = 0
         t = 0.0
         if n > 0:
@@ -806,33 +859,55 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
             if has:
                 last_target = t
             close_phase(s, F, P, M, OUT, i, has, t, K_MARKET, math.nan, i == n - 1)
-            acc = _account(s[S_CASH] + s[S_UNITS] * close[i], acc)
+            eq = s[S_CASH] + s[S_UNITS] * close[i]
+            acc = _account(eq, acc)
+            if write:
+                eq_row[i] = eq
+            if s[S_UNITS] != 0.0:
+                exposed += 1
             i += 1
             if i == n:
                 break
             if quiet(s, P) and i < n - 1:  # up to the next target change (the last bar in full)
                 s[S_INTRA] = 0.0  # the next open clears it
                 u = s[S_UNITS]
+                cash = s[S_CASH]
                 mark = not (u == 0.0 and finite)
+                start = i
                 if crossover:
                     i, acc = _quiet_cross(
-                        fast, slow, close, i, n - 1, last_target, s[S_CASH], u, mark, acc
+                        fast, slow, close, i, n - 1, last_target, cash, u, mark, acc
                     )
                     state = last_target
                     gap = fast[i - 1] - slow[i - 1]
                 else:
                     i, acc = _quiet_targets(
-                        targets[j], close, i, n - 1, last_target, s[S_CASH], u, mark, acc
+                        targets[j], close, i, n - 1, last_target, cash, u, mark, acc
                     )
+                if u != 0.0:
+                    exposed += i - start
+                if write:
+                    _mark_rows(eq_row, close, start, i, cash, u)
             t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
         prev, _, _, mdd, sr, sr2 = acc
         mean = sr / n
         var = (sr2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
-        res[j, 0] = prev
-        res[j, 1] = -mdd  # negative, as compute_metrics reports it
-        res[j, 2] = mean / math.sqrt(var) * math.sqrt(periods_per_year) if var > 0.0 else math.nan
-        res[j, 3] = s[S_NCLOSED]
-        res[j, 4] = s[S_FUNDING]
+        res[j, RES_EQUITY] = prev
+        res[j, RES_MDD] = -mdd  # negative, as compute_metrics reports it
+        sharpe = mean / math.sqrt(var) * math.sqrt(periods_per_year) if var > 0.0 else math.nan
+        res[j, RES_SHARPE] = sharpe
+        res[j, RES_TRADES] = s[S_NCLOSED]
+        res[j, RES_FUNDING] = s[S_FUNDING]
+        res[j, RES_EXPOSED] = exposed
+        for q in range(len(_TALLIES)):
+            res[j, RES_WINS + q] = s[_TALLIES[q]]
+
+
+@step_jit
+def _mark_rows(eq_row, close, start, end, cash, u):
+    """Equity at the closes of a quiet stretch (the same sum the close phase writes)."""
+    for q in range(start, end):
+        eq_row[q] = cash + u * close[q]
 
 
 @njit(cache=True)

@@ -163,9 +163,7 @@ def bar_returns(equity: pd.Series, initial_cash: float) -> pd.Series:
     Once the account is wiped out (equity <= 0) it stays dead: later returns are 0.
     """
     values = equity.to_numpy(dtype="float64")
-    previous = np.concatenate(([float(initial_cash)], values[:-1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rets = np.where(previous > 0, values / previous - 1.0, 0.0)
+    rets = path_returns(values[None, :], float(initial_cash))[0]
     return pd.Series(rets, index=equity.index, name="return")
 
 
@@ -204,6 +202,22 @@ def monthly_returns(equity: pd.Series, initial_cash: float) -> pd.DataFrame:
     return out.reindex(columns=range(1, 13))
 
 
+#: What ``metrics_table`` needs besides the equity: per run, the round trips' count and
+#: tallies, the bars closed holding a position, fees, traded value and funding paid.
+TALLY_NAMES: tuple[str, ...] = (
+    "n_trades",
+    "wins",
+    "gains",
+    "losses",
+    "pnl",
+    "trade_returns",
+    "exposed_bars",
+    "fees",
+    "notional",
+    "funding",
+)
+
+
 def compute_metrics(
     result: BacktestResult,
     periods_per_year: float | None = None,
@@ -219,59 +233,146 @@ def compute_metrics(
     equity = result.equity.astype("float64")
     if equity.empty:
         raise BadInputError("the backtest has no bars: give data covering at least one bar")
-    if not periods_per_year and len(equity) < 2:
-        _ppy(equity.index)  # one bar and no figure given: a one-line error
-    ann = annualization(
-        pd.DatetimeIndex(equity.index), periods_per_year, min_days=min_days, min_bars=min_bars
-    )
-    ppy = ann["periods_per_year"]
-    cash = float(result.initial_cash)
-    r = bar_returns(equity, cash).to_numpy()
-    n = len(r)
-    years = ann["span_days"] / DAYS_PER_YEAR
     trades, fills = result.trades, result.fills
-    pnl = trades["pnl"].astype("float64") if len(trades) else pd.Series(dtype="float64")
+    pnl = trades["pnl"].to_numpy(dtype="float64") if len(trades) else np.empty(0)
+    tallies = {
+        "n_trades": len(trades),
+        "wins": int((pnl > 0).sum()),
+        "gains": pnl[pnl > 0].sum(),
+        "losses": -pnl[pnl < 0].sum(),
+        "pnl": pnl.sum(),
+        "trade_returns": trades["return"].to_numpy(dtype="float64").sum() if len(trades) else 0.0,
+        "exposed_bars": int((result.position.to_numpy() != 0).sum()),
+        "fees": fills["fee"].to_numpy(dtype="float64").sum() if len(fills) else 0.0,
+        "notional": (fills["size"].abs() * fills["price"]).to_numpy().sum() if len(fills) else 0.0,
+        "funding": float(result.funding_paid),
+    }
+    table = metrics_table(
+        equity.to_numpy()[None, :],
+        pd.DatetimeIndex(equity.index),
+        float(result.initial_cash),
+        {key: np.asarray([value], dtype="float64") for key, value in tallies.items()},
+        periods_per_year,
+        min_days=min_days,
+        min_bars=min_bars,
+    )
+    return metrics_row(table, 0)
 
-    total_return = equity.iloc[-1] / cash - 1.0
-    cagr = (1.0 + total_return) ** (1.0 / years) - 1.0 if total_return > -1.0 else -1.0
-    std = r.std(ddof=1) if n > 1 else math.nan
-    downside = math.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
-    max_dd = float(drawdown(equity, cash).min())
-    dd_bars = max_drawdown_duration(equity, cash)
-    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
-    notional = (fills["size"].abs() * fills["price"]).sum() if len(fills) else 0.0
 
+def metrics_row(table: dict[str, np.ndarray], row: int) -> dict[str, float]:
+    """Run ``row`` of a ``metrics_table`` as ``compute_metrics`` returns it (counts as ints)."""
+    return {
+        key: int(table[key][row]) if key in _COUNTS else float(table[key][row])
+        for key in METRIC_NAMES
+    }
+
+
+_COUNTS = frozenset(("n_trades", "n_bars", "max_drawdown_bars"))
+
+
+def metrics_table(
+    equity: np.ndarray,
+    index: pd.DatetimeIndex,
+    initial_cash: float,
+    tallies: dict[str, np.ndarray],
+    periods_per_year: float | None = None,
+    *,
+    min_days: float = MIN_SPAN_DAYS,
+    min_bars: int = MIN_BARS,
+) -> dict[str, np.ndarray]:
+    """Every ``METRIC_NAMES`` figure of many runs on the same bars at once, one array each.
+
+    ``equity``: (runs x bars) equity at every close; ``tallies``: one array per
+    ``TALLY_NAMES`` entry (the round trips are tallied by the kernel as it runs, so a
+    sweep needs no fills). ``compute_metrics`` is the one-run case of these formulas.
+    """
+    equity = np.asarray(equity, dtype="float64")
+    runs, n = equity.shape
+    if n == 0:
+        raise BadInputError("the backtest has no bars: give data covering at least one bar")
+    if not periods_per_year and n < 2:
+        _ppy(index)  # one bar and no figure given: a one-line error
+    ann = annualization(index, periods_per_year, min_days=min_days, min_bars=min_bars)
+    ppy = ann["periods_per_year"]
+    cash = float(initial_cash)
+    r = path_returns(equity, cash)
+    years = ann["span_days"] / DAYS_PER_YEAR
+    t = {key: np.asarray(tallies[key], dtype="float64") for key in TALLY_NAMES}
+    n_trades = t["n_trades"]
+    traded = n_trades > 0
+
+    total_return = equity[:, -1] / cash - 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        grown = np.where(total_return > -1.0, 1.0 + total_return, 1.0) ** (1.0 / years) - 1.0
+    cagr = np.where(total_return > -1.0, grown, -1.0)
+    std = r.std(axis=1, ddof=1) if n > 1 else np.full(runs, math.nan)
+    mean = r.mean(axis=1)
+    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2, axis=1))
+    marked = np.concatenate((np.full((runs, 1), cash), equity), axis=1)
+    peak = np.maximum.accumulate(marked, axis=1)
+    max_dd = (equity / peak[:, 1:] - 1.0).min(axis=1)
+    dd_bars = _underwater_bars(marked, peak)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        count = np.where(traded, n_trades, 1.0)
+        profit_factor = np.where(t["losses"] > 0, _ratios(t["gains"], t["losses"]), math.inf)
     out = {
-        "total_return": float(total_return),
-        "cagr": float(cagr),
-        "volatility": float(std * math.sqrt(ppy)),
-        "sharpe": _ratio(r.mean(), std) * math.sqrt(ppy),
-        "sortino": _ratio(r.mean(), downside) * math.sqrt(ppy),
+        "total_return": total_return,
+        "cagr": cagr,
+        "volatility": std * math.sqrt(ppy),
+        "sharpe": _ratios(mean, std) * math.sqrt(ppy),
+        "sortino": _ratios(mean, downside) * math.sqrt(ppy),
         "max_drawdown": max_dd,
         "max_drawdown_bars": dd_bars,
         "max_drawdown_days": dd_bars * DAYS_PER_YEAR / ppy,
-        "calmar": _ratio(cagr, abs(max_dd)),
-        "n_trades": len(trades),
-        "win_rate": float((pnl > 0).mean()) if len(pnl) else math.nan,
-        "profit_factor": (_ratio(gains, losses) if losses > 0 else math.inf)
-        if len(pnl)
-        else math.nan,
-        "expectancy": float(pnl.mean()) if len(pnl) else math.nan,
-        "avg_trade_return": float(trades["return"].mean()) if len(trades) else math.nan,
-        "exposure": float((result.position.to_numpy() != 0).mean()),
-        "turnover": float(notional / equity.mean()),
-        "fees_paid": float(fills["fee"].sum()) if len(fills) else 0.0,
-        "funding_paid": float(result.funding_paid),
-        "final_equity": float(equity.iloc[-1]),
-        "n_bars": n,
-        "span_days": ann["span_days"],
-        "periods_per_year": ppy,
+        "calmar": _ratios(cagr, np.abs(max_dd)),
+        "n_trades": n_trades,
+        "win_rate": np.where(traded, t["wins"] / count, math.nan),
+        "profit_factor": np.where(traded, profit_factor, math.nan),
+        "expectancy": np.where(traded, t["pnl"] / count, math.nan),
+        "avg_trade_return": np.where(traded, t["trade_returns"] / count, math.nan),
+        "exposure": t["exposed_bars"] / n,
+        "turnover": t["notional"] / equity.mean(axis=1),
+        "fees_paid": t["fees"],
+        "funding_paid": t["funding"],
+        "final_equity": equity[:, -1].copy(),
+        "n_bars": np.full(runs, n),
+        "span_days": np.full(runs, ann["span_days"]),
+        "periods_per_year": np.full(runs, ppy),
     }
     if not ann["ok"]:
         for key in ANNUALIZED:
-            if not (key == "cagr" and out[key] == -1.0):  # a wiped-out account is -100% anyway
-                out[key] = math.nan
+            keep = (out[key] == -1.0) if key == "cagr" else False  # a wiped-out account: -100%
+            out[key] = np.where(keep, out[key], math.nan)
     return out
+
+
+def path_returns(equity: np.ndarray, initial_cash: float) -> np.ndarray:
+    """Per-bar simple returns of each row of a (runs x bars) equity matrix (as
+    ``bar_returns``: the first bar against the initial cash, 0 once wiped out)."""
+    runs = equity.shape[0]
+    previous = np.concatenate((np.full((runs, 1), float(initial_cash)), equity[:, :-1]), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(previous > 0, equity / previous - 1.0, 0.0)
+
+
+def _underwater_bars(marked: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Longest time under water per run, in bars (``max_drawdown_duration`` for each row of
+    ``marked``, the equity with the initial cash in front; ``peak`` its running maximum)."""
+    at_peak = marked >= peak
+    positions = np.arange(marked.shape[1])
+    last_peak = np.maximum.accumulate(np.where(at_peak, positions, 0), axis=1)
+    recovered = at_peak[:, 1:] & ~at_peak[:, :-1]  # bar t regains the peak lost after last_peak
+    spans = np.where(recovered, positions[1:] - last_peak[:, :-1], 0).max(axis=1)
+    open_end = np.where(at_peak[:, -1], 0, positions[-1] - last_peak[:, -1])
+    return np.maximum(spans, open_end)
+
+
+def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den per run, NaN where the denominator is zero or undefined (as ``_ratio``)."""
+    num, den = np.broadcast_arrays(np.asarray(num, dtype="float64"), np.asarray(den, "float64"))
+    ok = np.isfinite(den) & (den != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, num / np.where(ok, den, 1.0), math.nan)
 
 
 def to_jsonable(value: Any) -> Any:

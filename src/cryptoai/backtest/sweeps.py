@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -84,9 +84,8 @@ def run_many(
         )
     m = market_matrix(data, cfg, funding, lean=True)
     p = params(cfg, data.index, m, record=False, funded=may_fund(cfg, funding))
-    return _stats_frame(
-        _simulate_block(m, p, cfg, data.index, targets=np.ascontiguousarray(targets)), cfg
-    )
+    res, _ = _simulate_block(m, p, cfg, data.index, targets=np.ascontiguousarray(targets))
+    return _stats_frame(res, cfg)
 
 
 def sweep(
@@ -134,37 +133,67 @@ def sweep(
     if not combos:
         raise BadInputError(f"sweep: no valid parameter set in the grid ({skipped[0]})")
 
-    m = market_matrix(data, cfg, funding, lean=True)
-    p = params(cfg, data.index, m, record=False, funded=may_fund(cfg, funding))
     table = pd.DataFrame(combos)
-    if hasattr(cls, "crossover_lines"):
-        stats = _crossover_sweep(cls, strategies, data, m, p, cfg)
-        return pd.concat([table, _stats_frame(stats, cfg)], axis=1)
+    parts = [
+        res
+        for _, res, _ in simulate_strategies(
+            data, strategies, cfg, funding=funding, progress=progress
+        )
+    ]
+    return pd.concat([table, _stats_frame(np.vstack(parts), cfg)], axis=1)
+
+
+def simulate_strategies(
+    data: pd.DataFrame,
+    strategies: list[BaseStrategy],
+    settings: ExecutionSettings,
+    *,
+    funding: pd.Series | None = None,
+    equity: bool = False,
+    progress: bool = False,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Run strategies of one class (all with vectorized signals) on ``data`` through the
+    parallel kernel, in blocks: yields ``(first, res, eq)`` per block, ``res`` the kernel's
+    ``RES_*`` columns for strategies ``first ..``, ``eq`` their equity at every close
+    (``equity=True``; else None). The data must already be validated.
+    """
+    cls = type(strategies[0])
+    m = market_matrix(data, settings, funding, lean=True)
+    p = params(settings, data.index, m, record=False, funded=may_fund(settings, funding))
     n = len(data)
-    block = max(1, min(len(combos), BLOCK_BYTES // (8 * n)))
+    block = max(1, min(len(strategies), BLOCK_BYTES // (8 * n)))
+    crossover = hasattr(cls, "crossover_lines")
+    if crossover and not equity:  # statistics only: every strategy in one call
+        block = len(strategies)
+    starts = range(0, len(strategies), block)
+    bar = tqdm(starts, disable=not progress, desc=f"sweep {cls.name}", unit="block")
+    if crossover:
+        lines, fast_rows, slow_rows = _crossover_table(cls, strategies, data)
+        for first in bar:
+            rows = slice(first, first + block)
+            res, eq = _simulate_block(
+                m, p, settings, data.index, equity=equity,
+                lines=lines, fast_rows=fast_rows[rows], slow_rows=slow_rows[rows],
+            )  # fmt: skip
+            yield first, res, eq
+        return
     shared: dict[Any, Any] = {}
-    parts = []
-    starts = range(0, len(combos), block)
-    for start in tqdm(starts, disable=not progress, desc=f"sweep {cls.name}", unit="block"):
-        chunk = strategies[start : start + block]
+    for first in bar:
+        chunk = strategies[first : first + block]
         targets = np.empty((len(chunk), n))
         for row, strat in enumerate(chunk):
             strat.cache = shared
             targets[row] = align(strat.signals(data), data.index, f"{cls.name} signals")
-        parts.append(_simulate_block(m, p, cfg, data.index, targets=targets))
-    return pd.concat([table, _stats_frame(np.vstack(parts), cfg)], axis=1)
+        res, eq = _simulate_block(m, p, settings, data.index, targets=targets, equity=equity)
+        yield first, res, eq
 
 
-def _crossover_sweep(
-    cls: type[BaseStrategy],
-    strategies: list[BaseStrategy],
-    data: pd.DataFrame,
-    m: tuple[np.ndarray, ...],
-    p: np.ndarray,
-    cfg: ExecutionSettings,
-) -> np.ndarray:
+def _crossover_table(
+    cls: type[BaseStrategy], strategies: list[BaseStrategy], data: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Strategies whose signal is "long after line A crosses above line B, flat after it
-    crosses below" run fused: each distinct line is computed once, no target series is built."""
+    crosses below" run fused: each distinct line is computed once (a table of lines), and
+    each strategy names its two rows; no target series is built."""
     rows: dict[Any, int] = {}
     fast_rows = np.empty(len(strategies), dtype=np.int64)
     slow_rows = np.empty(len(strategies), dtype=np.int64)
@@ -181,9 +210,7 @@ def _crossover_sweep(
             strat.cache = shared
             for key, line in zip(strat.line_keys(), strat.crossover_lines(data), strict=True):
                 lines[rows[key]] = line
-    return _simulate_block(
-        m, p, cfg, data.index, lines=lines, fast_rows=fast_rows, slow_rows=slow_rows
-    )
+    return lines, fast_rows, slow_rows
 
 
 def _owner(cls: type, name: str) -> type | None:
@@ -200,8 +227,10 @@ def _simulate_block(
     lines: np.ndarray | None = None,
     fast_rows: np.ndarray | None = None,
     slow_rows: np.ndarray | None = None,
-) -> np.ndarray:
-    """Run a block of target series, or of crossovers of ``lines`` rows, in parallel."""
+    equity: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run a block of target series, or of crossovers of ``lines`` rows, in parallel:
+    the kernel's ``RES_*`` columns, and the equity at every close when ``equity``."""
     if targets is None:
         runs = len(fast_rows)
         targets = np.empty((0, 0))
@@ -212,7 +241,8 @@ def _simulate_block(
     p = p.copy()
     p[k.P_RECORD] = 0.0  # the parallel kernel has no fill buffers
     states = np.tile(k.new_state(cfg.initial_cash), (runs, 1))
-    res = np.empty((runs, 5))
+    res = np.empty((runs, k.N_RES))
+    eq = np.empty((runs, len(index))) if equity else np.empty((1, 0))
     k.simulate_many(
         states,
         p,
@@ -225,8 +255,9 @@ def _simulate_block(
         np.empty((k.N_OUT, 0)),
         periods_per_year(index, strict=False),
         res,
+        eq,
     )
-    return res
+    return res, (eq if equity else None)
 
 
 def _stats_frame(res: np.ndarray, cfg: ExecutionSettings) -> pd.DataFrame:

@@ -86,9 +86,18 @@ def run_candidates(
     runner: TrialRunner, candidates: list[dict[str, Any]], workers: int = 1
 ) -> tuple[list[Trial], int]:
     """Run the candidates (in ``workers`` processes, contiguous shares, results in order);
-    sets the strategy itself rejects are dropped and counted as skipped."""
+    sets the strategy itself rejects are dropped and counted as skipped.
+
+    Strategies with vectorized signals run in this process whatever ``workers`` says: the
+    parallel kernel already spreads their trials over every core (numba threads), and
+    forked processes would only compete for them.
+    """
     items = list(enumerate(candidates))
     workers = max(1, min(int(workers), len(items)))
+    if workers > 1 and runner.compiled:
+        log.debug("compiled strategy: %d trials on the kernel's threads, not in %d processes",
+                  len(items), workers)  # fmt: skip
+        workers = 1
     if workers == 1:
         ran = run_chunk(runner, items)
     else:
@@ -315,7 +324,8 @@ class OptunaJob:
         if not satisfies(params, self.constraints):
             trial.set_user_attr("skipped", "breaks a constraint")
             raise optuna.TrialPruned("breaks a constraint")
-        result = self.runner.run(trial.number, params)
+        # the same path as the parent's re-run (run_chunk): the same numbers to the last bit
+        result = run_chunk(self.runner, [(trial.number, params)])[0]
         # one attribute (each is a commit): who ran it and how it ended
         trial.set_user_attr(
             "cryptoai", {"worker": os.getpid(), "state": result.state, "reason": result.reason}
@@ -329,6 +339,18 @@ class OptunaJob:
 
 def run_optuna_worker(job: OptunaJob) -> int:
     """Run up to ``job.quota`` trials (stopping early when the study reached its total)."""
+    optimize_share(job, job.objective)
+    return job.quota
+
+
+def optimize_share(job, objective, pruner=None) -> None:
+    """One worker's loop: up to ``job.quota`` trials of ``objective`` on the shared study,
+    draws seeded per trial number, stopping once the study holds ``job.n_trials``.
+
+    ``job`` names ``storage``, ``study``, ``sampler``, ``seed``, ``n_trials`` and ``quota``
+    (an `OptunaJob`, or the model search's job); ``pruner`` is not kept in the storage, so
+    each process passes its own (it reads the other trials' reports from the storage).
+    """
     import optuna
     from optuna.trial import TrialState
 
@@ -337,15 +359,20 @@ def run_optuna_worker(job: OptunaJob) -> int:
         study_name=job.study,
         storage=open_storage(job.storage),
         sampler=_trial_seeded(job.sampler, job.seed),
+        pruner=pruner,
     )
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     study.optimize(
-        job.objective,
+        objective,
         n_trials=job.quota,
         callbacks=[optuna.study.MaxTrialsCallback(job.n_trials, states=finished)],
         gc_after_trial=False,
     )
-    return job.quota
+
+
+def worker_quotas(remaining: int, workers: int) -> list[int]:
+    """``remaining`` trials split as evenly as possible over ``workers`` processes."""
+    return [remaining // workers + (i < remaining % workers) for i in range(workers)]
 
 
 def study_signature(runner: TrialRunner, dims: Sequence[Dimension], extra: dict) -> dict:
@@ -407,7 +434,7 @@ def run_optuna(
     workers = max(1, min(int(workers), remaining or 1))
     if remaining:
         log.info("optuna study %s: %d trial(s) done, running %d more", study, done, remaining)
-        quotas = [remaining // workers + (i < remaining % workers) for i in range(workers)]
+        quotas = worker_quotas(remaining, workers)
         jobs = [
             OptunaJob(
                 runner,
@@ -433,7 +460,7 @@ def run_optuna(
     obj = optuna.load_study(study_name=study, storage=open_storage(url))
     all_trials = obj.get_trials(deepcopy=False, states=finished)
     n_new = len(all_trials) - done
-    trials: list[Trial] = []
+    items: list[tuple[int, dict[str, Any]]] = []
     skipped = 0
     for ft in sorted(all_trials, key=lambda t: t.number):
         if ft.state == TrialState.PRUNED:
@@ -441,7 +468,8 @@ def run_optuna(
             continue
         if ft.state == TrialState.FAIL and "cryptoai" not in ft.user_attrs:
             continue  # interrupted (or crashed) before it finished: not a result
-        trials.append(runner.run(ft.number, ft.params))  # re-run: metrics and returns here
+        items.append((ft.number, ft.params))
+    trials = run_chunk(runner, items)  # re-run here: metrics and returns, whoever ran them
     importance = _importance(obj) if len(trials) >= 2 else None
     return SearchOutcome(
         trials, skipped, n_new, study=study, storage=_redact(url), importance=importance

@@ -1,5 +1,10 @@
 """One trial: a strategy with one parameter set, backtested with the sweep's settings.
 
+Strategies with vectorized signals run many trials at once through the parallel kernel
+(``run_chunk``), which tallies the round trips as it goes and keeps every bar's equity:
+the metrics are those of one ``run_strategy`` + ``compute_metrics`` per set, at a small
+fraction of the cost. Event-driven strategies run one backtest per trial.
+
 A trial keeps its metrics (``compute_metrics`` keys) for the results and its per-bar returns
 for the statistics (PBO needs every trial's returns on the same bars). Its state is
 ``complete``, or ``failed`` when it made fewer than ``min_trades`` trades or its objective is
@@ -50,10 +55,10 @@ class Trial:
 
 def bar_returns(result) -> np.ndarray:
     """Per-bar simple returns of a backtest's equity, the first bar against the initial cash."""
+    from cryptoai.backtest.metrics import path_returns
+
     equity = result.equity.to_numpy(dtype="float64")
-    previous = np.concatenate(([float(result.initial_cash)], equity[:-1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(previous > 0, equity / previous - 1.0, 0.0)
+    return path_returns(equity[None, :], float(result.initial_cash))[0]
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,13 @@ class TrialRunner:
     settings: Any
     metric: str
     min_trades: int
+
+    @property
+    def compiled(self) -> bool:
+        """True when trials can run many at once through the parallel kernel."""
+        from cryptoai.strategies.registry import get_strategy
+
+        return get_strategy(self.strategy).has_signals()
 
     def run(self, number: int, params: Mapping[str, Any], window: int | None = None) -> Trial:
         """Backtest one parameter set; a set the strategy rejects comes back ``skipped``."""
@@ -116,6 +128,73 @@ def judge(
     )
 
 
-def run_chunk(runner: TrialRunner, items: list[tuple[int, dict[str, Any]]]) -> list[Trial]:
-    """Run ``(number, params)`` items in order (one worker's share of a grid)."""
+def run_chunk(
+    runner: TrialRunner, items: list[tuple[int, dict[str, Any]]], progress: bool = False
+) -> list[Trial]:
+    """Run ``(number, params)`` items, results in their order: in blocks through the
+    parallel kernel when the strategy has vectorized signals, else one backtest each."""
+    if runner.compiled:
+        return run_compiled(runner, items, progress=progress)
     return [runner.run(number, params) for number, params in items]
+
+
+def run_compiled(
+    runner: TrialRunner, items: list[tuple[int, dict[str, Any]]], progress: bool = False
+) -> list[Trial]:
+    """Trials of a strategy with vectorized signals, through the parallel kernel in blocks;
+    each gets the metrics and per-bar returns one ``run_strategy`` would give it."""
+    from cryptoai.backtest.metrics import metrics_row, metrics_table, path_returns
+    from cryptoai.backtest.sweeps import simulate_strategies
+    from cryptoai.strategies.registry import get_strategy
+
+    cls = get_strategy(runner.strategy)
+    out: list[Trial | None] = [None] * len(items)
+    strategies, slots = [], []
+    for slot, (number, params) in enumerate(items):
+        params = dict(params)
+        try:
+            strategies.append(cls(**{**runner.fixed, **params}))
+            slots.append(slot)
+        except BadInputError as exc:
+            out[slot] = Trial(number, params, {}, SKIPPED, reason=str(exc))
+    if strategies:
+        settings = runner.settings
+        cash = float(settings.initial_cash)
+        index = runner.data.index
+        blocks = simulate_strategies(
+            runner.data, strategies, settings, equity=True, progress=progress
+        )
+        for first, res, equity in blocks:
+            table = metrics_table(equity, index, cash, _tallies(res))
+            returns = path_returns(equity, cash)
+            for row in range(res.shape[0]):
+                slot = slots[first + row]
+                number, params = items[slot]
+                out[slot] = judge(
+                    number,
+                    dict(params),
+                    metrics_row(table, row),
+                    returns[row].copy(),
+                    runner.metric,
+                    runner.min_trades,
+                )
+    return out  # type: ignore[return-value] - every slot is filled
+
+
+def _tallies(res: np.ndarray) -> dict[str, np.ndarray]:
+    """The kernel's per-run results as ``metrics_table`` tallies."""
+    from cryptoai.backtest import _kernel as k
+
+    columns = {
+        "n_trades": k.RES_TRADES,
+        "wins": k.RES_WINS,
+        "gains": k.RES_GAINS,
+        "losses": k.RES_LOSSES,
+        "pnl": k.RES_PNL,
+        "trade_returns": k.RES_TRET,
+        "exposed_bars": k.RES_EXPOSED,
+        "fees": k.RES_FEES,
+        "notional": k.RES_NOTIONAL,
+        "funding": k.RES_FUNDING,
+    }
+    return {name: res[:, col] for name, col in columns.items()}

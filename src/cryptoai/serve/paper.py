@@ -203,6 +203,8 @@ class PaperLedger:
                 " move it away to start afresh"
             )
         state = np.array([math.nan if x is None else float(x) for x in doc["state"]])
+        if len(state) < k.N_STATE:  # a ledger from before the kernel kept round-trip tallies
+            state = np.concatenate((state, np.zeros(k.N_STATE - len(state))))
         rows = np.array(
             [[math.nan if x is None else float(x) for x in r] for r in doc["fill_rows"]],
             dtype="float64",

@@ -1,0 +1,134 @@
+"""Trials through the parallel kernel (``run_compiled``) against one ``run_strategy`` each.
+
+The compiled path never records fills: it tallies the round trips inside the kernel and
+keeps every bar's equity, and the metrics come from ``metrics_table``. Each trial must get
+what an independent single backtest (fills, ``round_trips``, ``compute_metrics``) gives it,
+under every execution feature that changes fills: stops, ladders, leverage and
+liquidation, shorts, funding, the cost models, sizing modes and fill timing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cryptoai.backtest import make_settings, run_strategy, sweeps
+from cryptoai.backtest.metrics import METRIC_NAMES, compute_metrics
+from cryptoai.optimize.trials import SKIPPED, TrialRunner, bar_returns, run_chunk, run_compiled
+
+SETTINGS = {
+    "fees only": {"fee_bps": 10.0, "slippage_bps": 2.0},
+    "stops and target": {"stop_loss": 0.02, "take_profit": 0.04, "trailing_stop": 0.03},
+    "leverage 5, liquidations": {"leverage": 5.0, "maintenance_margin": 0.05},
+    "funding, fixed fraction": {
+        "funding_rate": 0.0003,
+        "size": "fixed_fraction",
+        "size_value": 0.5,
+    },
+    "ladder, time stop": {
+        "ladder": ((0.01, 0.5), (0.03, 0.5)),
+        "ladder_breakeven": True,
+        "time_stop_bars": 30,
+    },
+    "fill at close, vol target": {
+        "fill_at": "close",
+        "size": "vol_target",
+        "size_value": 0.01,
+        "vol_slippage": 0.5,
+    },
+    "maker/taker": {"cost_model": "maker_taker", "take_profit": 0.02},
+    "spread": {"cost_model": "spread", "spread_bps": 15.0},
+    "tiered fees": {
+        "cost_model": "tiered",
+        "fee_tiers": ((0.0, 0.001, 0.0005), (50_000.0, 0.0006, 0.0002)),
+    },
+    "no close at end": {"close_at_end": False},
+}
+STRATEGIES = {
+    "ema_cross": [{"fast": f, "slow": s} for f in (3, 8, 21) for s in (25, 34, 55)],
+    "rsi_reversion": [
+        {"window": w, "lower": lo, "upper": 100 - lo, "allow_short": sh}
+        for w in (7, 14)
+        for lo in (25.0, 35.0)
+        for sh in (False, True)
+    ],
+    "bollinger_reversion": [
+        {"window": w, "k": k, "allow_short": True} for w in (10, 30) for k in (1.0, 2.0)
+    ],
+}
+
+
+def runner(data, strategy, settings):
+    return TrialRunner(data, strategy, {}, make_settings(settings), "sharpe", 1)
+
+
+def assert_same_metrics(got: dict, want: dict, label: str) -> None:
+    assert list(got) == list(METRIC_NAMES), label
+    for name in METRIC_NAMES:
+        a, b = got[name], want[name]
+        assert type(a) is type(b), (label, name)
+        if isinstance(b, float) and math.isnan(b):
+            assert math.isnan(a), (label, name, a)
+        else:
+            assert a == pytest.approx(b, rel=1e-11, abs=1e-9), (label, name)
+
+
+@pytest.mark.parametrize("case", list(SETTINGS))
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_compiled_trials_equal_single_backtests(ohlcv, case, strategy):
+    data = ohlcv(n=900, seed=11, extra=True)
+    settings = {"fee_bps": 10.0, "slippage_bps": 2.0} | SETTINGS[case]
+    combos = STRATEGIES[strategy]
+    trials = run_compiled(runner(data, strategy, settings), list(enumerate(combos)))
+    traded = 0
+    for trial, combo in zip(trials, combos, strict=True):
+        single = run_strategy(data, strategy, combo, settings)
+        label = f"{strategy} {combo} / {case}"
+        assert trial.params == combo
+        assert_same_metrics(trial.metrics, compute_metrics(single), label)
+        # the equity is the same sums in the same order: equal to the last bit
+        np.testing.assert_array_equal(trial.returns, bar_returns(single), err_msg=label)
+        traded += len(single.trades) > 0
+    assert traded >= len(combos) // 2  # the cases do trade: the tallies are exercised
+
+
+def test_blocks_keep_the_order_and_skipped_sets_keep_their_place(ohlcv, monkeypatch):
+    data = ohlcv(n=600, seed=2)
+    items = list(enumerate([{"fast": 5, "slow": 20}, {"fast": 30, "slow": 10}] * 3))
+    items += [(6, {"fast": 4, "slow": 40}), (7, {"fast": 9, "slow": 12})]
+    whole = run_chunk(runner(data, "ema_cross", {}), items)
+    # a block of 3 runs at a time: ema_cross's fused path and the target-series path
+    monkeypatch.setattr(sweeps, "BLOCK_BYTES", 3 * 8 * len(data))
+    blocked = run_chunk(runner(data, "ema_cross", {}), items)
+    assert [t.state == SKIPPED for t in whole] == [False, True] * 3 + [False, False]
+    for a, b, (number, params) in zip(whole, blocked, items, strict=True):
+        assert a.number == b.number == number and a.params == b.params == params
+        assert a.state == b.state
+        if a.state != SKIPPED:
+            assert_same_metrics(b.metrics, a.metrics, str(params))
+            single = compute_metrics(run_strategy(data, "ema_cross", params, {}))
+            assert a.metrics["final_equity"] == pytest.approx(single["final_equity"], rel=1e-12)
+    rsi = [(i, {"window": w}) for i, w in enumerate((5, 9, 14, 21, 30))]
+    whole_rsi = run_chunk(runner(data, "rsi_reversion", {}), rsi)
+    monkeypatch.setattr(sweeps, "BLOCK_BYTES", 2 * 8 * len(data))
+    blocked_rsi = run_chunk(runner(data, "rsi_reversion", {}), rsi)
+    for a, b in zip(whole_rsi, blocked_rsi, strict=True):
+        assert_same_metrics(b.metrics, a.metrics, str(a.params))
+        np.testing.assert_array_equal(a.returns, b.returns)
+
+
+def test_sweep_statistics_are_unchanged_by_the_equity_output(ohlcv):
+    """``sweep`` (statistics only, no equity kept) against single backtests."""
+    data = ohlcv(n=700, seed=5)
+    grid = {"window": [10, 20], "k": [1.5, 2.5], "allow_short": [True]}
+    table = sweeps.sweep(data, "bollinger_reversion", grid, {"stop_loss": 0.03})
+    for row in table.itertuples():
+        params = {"window": row.window, "k": row.k, "allow_short": True}
+        single = compute_metrics(
+            run_strategy(data, "bollinger_reversion", params, {"stop_loss": 0.03})
+        )
+        assert row.final_equity == pytest.approx(single["final_equity"], rel=1e-12)
+        assert row.n_trades == single["n_trades"]
+        assert row.max_drawdown == pytest.approx(single["max_drawdown"], rel=1e-9)
