@@ -198,3 +198,171 @@ def test_train_file_is_the_base_and_inline_parts_override(tmp_path):
         resolve_config(
             {"name": "t", "strategy": "ema_cross", "train": "x.yaml", "space": {"fast": [5]}}
         )
+
+
+# ------------------------------------------------------------------------ worker processes
+#: logreg's running ROC AUC on the small data below, per fold: C=1e-6 is clearly better than
+#: C=1.0 at every fold (0.563 vs 0.500 after the first), so once a C=1e-6 trial is complete
+#: the median rule prunes every C=1.0 trial after its first fold, whichever process runs it.
+GOOD_C, BAD_C = 1e-6, 1.0
+
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory):
+    """One synthetic store (and feature cache) for the worker tests: fetched once."""
+    return tmp_path_factory.mktemp("model-workers")
+
+
+def small_config(root, **changes) -> dict:
+    cfg = model_config(
+        root,
+        name="tune_workers",
+        # the threshold is continuous and leaves the ROC AUC objective alone: distinct
+        # draws show the processes never sample the same sequence
+        space={"model.params.C": [GOOD_C, BAD_C], "strategy.long_above": {"low": 0.5, "high": 0.6}},
+        validation={"n_splits": 3, "test_size": 150},
+        pruning={"n_startup_trials": 1},
+    )
+    cfg["data"]["end"] = "2024-01-25"
+    cfg.update(changes)
+    return cfg
+
+
+def stored(db) -> dict[int, dict]:
+    """The study's trials read from the SQLite file itself: number -> state, params, worker,
+    folds reported."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT trial_id, number, state FROM trials").fetchall()
+        params = con.execute(
+            "SELECT trial_id, param_name, param_value FROM trial_params"
+        ).fetchall()
+        attrs = con.execute(
+            "SELECT trial_id, value_json FROM trial_user_attributes WHERE key = 'cryptoai'"
+        ).fetchall()
+        steps = con.execute("SELECT trial_id, step FROM trial_intermediate_values").fetchall()
+    by_id = {tid: {"number": n, "state": s, "params": {}, "steps": []} for tid, n, s in rows}
+    for tid, name, value in params:
+        by_id[tid]["params"][name] = value
+    for tid, value in attrs:
+        by_id[tid]["worker"] = json.loads(value)["worker"]
+    for tid, step in steps:
+        by_id[tid]["steps"].append(step)
+    assert len({t["number"] for t in by_id.values()}) == len(by_id)  # no number twice
+    return {t["number"]: t for t in by_id.values()}
+
+
+def run_small(root, name, cfg, db, workers):
+    return run_optimization(
+        cfg,
+        out=root / name,
+        storage=f"sqlite:///{db}",
+        workers=workers,
+        tracking=False,
+        checkpoints_root=root / "checkpoints",
+    )
+
+
+@pytest.mark.slow  # ~7 s alone, ~18 s beside another test on two cores
+def test_two_workers_share_the_study_prune_across_processes_and_resume(small_root):
+    import os
+
+    import optuna
+
+    db = small_root / "shared.db"
+    c_index = {GOOD_C: 0.0, BAD_C: 1.0}  # optuna stores a categorical as its index
+
+    # one process first: the study's opening trials, complete, in the parent process
+    run_small(small_root, "one", small_config(small_root, n_trials=2), db, workers=1)
+    opening = stored(db)
+    assert sorted(opening) == [0, 1]
+    assert {t["worker"] for t in opening.values()} == {os.getpid()}
+    assert any(t["params"]["model.params.C"] == c_index[GOOD_C] for t in opening.values()), (
+        opening  # with a C=1e-6 trial complete, the median rule below is certain
+    )
+
+    # two processes bring the same study to 10
+    two = run_small(small_root, "two", small_config(small_root, n_trials=10), db, workers=2)
+    trials = stored(db)
+    assert sorted(trials) == list(range(10))
+    assert all(t["state"] in ("COMPLETE", "PRUNED") for t in trials.values())
+    new = [trials[n] for n in range(2, 10)]
+    assert len({t["worker"] for t in new}) == 2 and os.getpid() not in {t["worker"] for t in new}
+    draws = [t["params"]["strategy.long_above"] for t in trials.values()]
+    assert len(set(draws)) == 10  # per-trial seeds: no two trials drew the same values
+    # pruning across processes: every C=1.0 trial stopped after its first fold, every
+    # C=1e-6 one ran all three (its reports are in the storage for the other process)
+    bad = [t for t in new if t["params"]["model.params.C"] == c_index[BAD_C]]
+    good = [t for t in new if t["params"]["model.params.C"] == c_index[GOOD_C]]
+    assert bad and good, new
+    assert all(t["state"] == "PRUNED" and t["steps"] == [0] for t in bad)
+    assert all(t["state"] == "COMPLETE" and sorted(t["steps"]) == [0, 1, 2] for t in good)
+    # the result is the storage's: in number order, states as stored
+    assert [t.number for t in two.trials] == list(range(10))
+    assert [t.state for t in two.trials] == [trials[n]["state"].lower() for n in range(10)]
+    assert two.statistics["n_pruned"] == sum(t["state"] == "PRUNED" for t in trials.values())
+    assert two.best["params"]["model.params.C"] == GOOD_C
+    assert (small_root / "checkpoints" / "tune_workers" / "model.pkl").is_file()
+    assert "ran in 2 worker processes" in (two.out_dir / "report.md").read_text()
+
+    # a process killed mid-trial leaves it RUNNING; the resumed study still reaches 12
+    # finished trials, and the 10 before are kept as they were
+    optuna.load_study(study_name="tune_workers", storage=f"sqlite:///{db}").ask()
+    again = run_small(small_root, "three", small_config(small_root, n_trials=12), db, workers=2)
+    after = stored(db)
+    assert len(after) == 13
+    assert [n for n, t in after.items() if t["state"] == "RUNNING"] == [10]
+    finished = sorted(n for n, t in after.items() if t["state"] != "RUNNING")
+    assert finished == [*range(10), 11, 12]
+    assert all(after[n] == trials[n] for n in range(10))
+    assert [t.number for t in again.trials] == finished
+
+
+def test_one_process_is_reproducible(small_root):
+    """The same config and seed, one worker, fresh storages: the same results.json bytes."""
+    cfg = small_config(small_root, name="tune_repeat", n_trials=6)
+    a = run_small(small_root, "rep-a", cfg, small_root / "rep-a.db", workers=1)
+    b = run_small(small_root, "rep-b", cfg, small_root / "rep-b.db", workers=1)
+    assert [t.state for t in a.trials].count("pruned") >= 1  # pruning is part of what repeats
+    assert (a.out_dir / "results.json").read_bytes() == (b.out_dir / "results.json").read_bytes()
+    assert stored(small_root / "rep-a.db") == stored(small_root / "rep-b.db")
+
+
+def test_cli_workers_on_a_model_config(small_root, tmp_path, monkeypatch):
+    from cryptoai.cli import main
+    from cryptoai.paths import repo_root
+
+    features = repo_root() / "configs" / "features" / "default.yaml"
+    cfg = small_config(small_root, name="tune_cli", n_trials=4, features=str(features))
+    path = tmp_path / "tune_cli.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(tmp_path)  # the default checkpoint folder: tmp_path/models/checkpoints
+    db = tmp_path / "cli.db"
+    args = ["optimize", "--config", str(path), "--workers", "2", "--no-tracking"]
+    code = main([*args, "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "o")])
+    assert code == 0
+    trials = stored(db)
+    assert sorted(trials) == [0, 1, 2, 3]
+    assert len({t["worker"] for t in trials.values()}) == 2
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "this run's trials ran in 2 worker processes" in report
+    results = yaml.safe_load((tmp_path / "o" / "results.json").read_text())
+    assert [t["number"] for t in results["trials"]] == [0, 1, 2, 3]
+    assert (tmp_path / "models" / "checkpoints" / "tune_cli" / "model.pkl").is_file()
+
+
+def test_a_worker_caps_the_threads_a_model_asks_for():
+    from cryptoai.modeling.models import make_model
+    from cryptoai.optimize.model import _cap_threads
+
+    forest = make_model("random_forest", "classification", n_jobs=-1)  # every core
+    _cap_threads(forest, 2)
+    assert forest.get_params()["n_jobs"] == 2
+    single = make_model("random_forest", "classification", n_jobs=1)
+    _cap_threads(single, 2)
+    assert single.get_params()["n_jobs"] == 1  # already within the budget: untouched
+    logreg = make_model("logreg", "classification")
+    _cap_threads(logreg, 2)  # no thread parameter: nothing to set
+    assert "n_jobs" not in logreg.get_params()

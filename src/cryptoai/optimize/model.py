@@ -14,17 +14,24 @@ ratio of the best trial when the objective is the Sharpe ratio (a trial chosen b
 was not chosen by its Sharpe ratio, so deflating that would answer another question).
 The best trial's final model (fitted on every labelled bar) is pickled with its parameters
 in ``models/checkpoints/<study>/``.
+
+With ``workers`` > 1 the trials run in that many forked processes on the shared study
+(``search.optimize_share``: draws seeded per trial number, pruning reading every process's
+fold reports from the storage); each hands back what its trials produced, and the parent
+lists the study's trials from the storage and fits the checkpoint itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import math
+import os
 import pickle
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +70,8 @@ class ModelEvaluator:
     splits: list
     #: per trial number: the stitched out-of-sample predictions and their backtest
     outputs: dict[int, tuple[pd.DataFrame, Any]] = field(default_factory=dict)
+    #: in a worker process: the threads a model may use (its ``n_jobs`` / ``num_threads``)
+    threads: int | None = None
 
     @property
     def model_metric(self) -> bool:
@@ -118,6 +127,8 @@ class ModelEvaluator:
             model = build_model(tcfg)
         except (BadInputError, ValueError) as exc:
             return Trial(number, params, {}, SKIPPED, reason=str(exc))
+        if self.threads is not None:
+            _cap_threads(model, self.threads)
         metric = self.cfg.objective.metric
         parts = []
         for k, split in enumerate(self.splits):
@@ -167,6 +178,17 @@ class ModelEvaluator:
         return out
 
 
+def _cap_threads(model, threads: int) -> None:
+    """At most ``threads`` threads for a model that takes a thread count (``n_jobs``:
+    forests, xgboost; ``num_threads``: sequence models), so N workers do not run N times
+    the cores. A forest's output does not depend on it (``_forest_output``)."""
+    given = model.get_params(deep=False)
+    for name in ("n_jobs", "num_threads"):
+        value = given.get(name)
+        if name in given and (value is None or value < 1 or value > threads):
+            model.set_params(**{name: threads})
+
+
 # ------------------------------------------------------------------------------ search
 def _signature(ev: ModelEvaluator) -> dict:
     from cryptoai.fingerprint import frame_fingerprint
@@ -191,38 +213,104 @@ def _signature(ev: ModelEvaluator) -> dict:
     )
 
 
-def run_model_search(ev: ModelEvaluator, *, storage: str | None, study: str) -> dict[str, Any]:
-    """Bring the study to ``n_trials`` finished trials in this process, with pruning."""
+def _pruner(cfg: OptimizeConfig):
+    import optuna
+
+    p = cfg.pruning
+    if not p.enabled:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
+    )
+
+
+#: What a worker hands back per trial number: the trial, and its out-of-sample predictions
+#: and backtest (absent for pruned and skipped trials).
+Ran = dict[int, tuple[Trial, Any]]
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    """One worker's share of a model search (picklable; the fields `optimize_share` reads)."""
+
+    ev: ModelEvaluator
+    storage: str
+    study: str
+    sampler: str
+    seed: int
+    n_trials: int  # the study's target total
+    quota: int  # this worker's share
+    threads: int | None = None  # per-process thread budget (None: the process's own)
+
+
+def run_model_worker(job: ModelJob) -> Ran:
+    """Run up to ``job.quota`` trials of the study (pruning included) in this process and
+    return what they produced, by trial number."""
+    import optuna
+
+    from cryptoai.optimize.search import _suggest, optimize_share
+
+    cfg = job.ev.cfg
+    ev = job.ev
+    limits = contextlib.nullcontext()
+    if job.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        ev = replace(job.ev, threads=job.threads, outputs={})
+        for var in _THREAD_VARS:  # libraries this process initializes from here on
+            os.environ[var] = str(job.threads)
+        limits = threadpool_limits(job.threads)  # BLAS / OpenMP pools already loaded
+    ran: Ran = {}
+
+    def objective(trial) -> float:
+        params = {d.name: _suggest(trial, d) for d in cfg.dimensions}
+        result = ev.run(trial.number, params, trial)
+        ran[trial.number] = (result, ev.outputs.pop(trial.number, None))
+        trial.set_user_attr(
+            "cryptoai", {"worker": os.getpid(), "state": result.state, "reason": result.reason}
+        )
+        if result.state in (PRUNED, SKIPPED):
+            raise optuna.TrialPruned(result.reason)
+        return float("nan") if result.value is None else result.value
+
+    with limits:
+        optimize_share(job, objective, pruner=_pruner(cfg))
+    return ran
+
+
+#: Thread-count variables of the numeric libraries a model may load in a worker.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run_model_search(
+    ev: ModelEvaluator, *, storage: str | None, study: str, workers: int = 1
+) -> dict[str, Any]:
+    """Bring the study to ``n_trials`` finished trials, with pruning, in ``workers``
+    processes sharing the storage (each with its share of the remaining trials)."""
     import optuna
     from optuna.trial import TrialState
 
     from cryptoai.optimize.search import (
         _importance,
+        _pool,
         _redact,
-        _suggest,
         _trial_seeded,
         default_storage,
         open_storage,
+        worker_quotas,
     )
 
     cfg = ev.cfg
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = storage or default_storage()
-    p = cfg.pruning
-    pruner = (
-        optuna.pruners.MedianPruner(
-            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
-        )
-        if p.enabled
-        else optuna.pruners.NopPruner()
-    )
+    store = open_storage(url)
     try:
         obj = optuna.create_study(
             study_name=study,
-            storage=open_storage(url),
+            storage=store,
             direction=cfg.objective.direction,
             sampler=_trial_seeded(cfg.sampler, cfg.seed),
-            pruner=pruner,
+            pruner=_pruner(cfg),
             load_if_exists=True,
         )
     except Exception as exc:  # noqa: BLE001 - e.g. a direction clash
@@ -244,31 +332,43 @@ def run_model_search(ev: ModelEvaluator, *, storage: str | None, study: str) -> 
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     done = len(obj.get_trials(deepcopy=False, states=finished))
     remaining = max(0, cfg.n_trials - done)
-    cache: dict[int, Trial] = {}
-
-    def objective(trial) -> float:
-        params = {d.name: _suggest(trial, d) for d in cfg.dimensions}
-        result = ev.run(trial.number, params, trial)
-        cache[trial.number] = result
-        trial.set_user_attr("cryptoai", {"state": result.state, "reason": result.reason})
-        if result.state in (PRUNED, SKIPPED):
-            raise optuna.TrialPruned(result.reason)
-        return float("nan") if result.value is None else result.value
-
+    workers = max(1, min(int(workers), remaining or 1))
+    ran: Ran = {}
     if remaining:
-        log.info("model study %s: %d trial(s) done, running %d more", study, done, remaining)
-        obj.optimize(objective, n_trials=remaining, gc_after_trial=False)
+        log.info(
+            "model study %s: %d trial(s) done, running %d more in %d process(es)",
+            study,
+            done,
+            remaining,
+            workers,
+        )
+        threads = None if workers == 1 else max(1, _cores() // workers)
+        jobs = [
+            ModelJob(ev, url, study, cfg.sampler, cfg.seed, cfg.n_trials, q, threads)
+            for q in worker_quotas(remaining, workers)
+        ]
+        if workers == 1:
+            ran = run_model_worker(jobs[0])
+        else:
+            store.engine.dispose()  # no pooled connection crosses the fork
+            with _pool(workers) as pool:
+                for part in pool.map(run_model_worker, jobs, chunksize=1):
+                    ran |= part
+        obj = optuna.load_study(study_name=study, storage=open_storage(url))
+    # the storage says which trials the study holds, whoever ran them
     trials: list[Trial] = []
     skipped = 0
     for ft in sorted(obj.get_trials(deepcopy=False, states=finished), key=lambda t: t.number):
-        state = ft.user_attrs.get("cryptoai", {}).get("state")
-        if state == SKIPPED:
+        attrs = ft.user_attrs.get("cryptoai", {})
+        if attrs.get("state") == SKIPPED:
             skipped += 1
             continue
-        if ft.number in cache:
-            trials.append(cache[ft.number])
+        if ft.number in ran:
+            trial, output = ran[ft.number]
+            if output is not None:
+                ev.outputs[ft.number] = output
+            trials.append(trial)
         elif ft.state == TrialState.PRUNED:
-            attrs = ft.user_attrs.get("cryptoai", {})
             trials.append(
                 Trial(ft.number, dict(ft.params), {}, PRUNED, reason=attrs.get("reason", ""))
             )
@@ -277,11 +377,20 @@ def run_model_search(ev: ModelEvaluator, *, storage: str | None, study: str) -> 
     return {
         "trials": trials,
         "n_skipped": skipped,
-        "n_new": len(cache),
+        "n_new": len(ran),
+        "workers": workers if remaining else 0,
         "study": study,
         "storage": _redact(url),
         "importance": _importance(obj) if sum(t.state == COMPLETE for t in trials) >= 2 else None,
     }
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
 
 
 # ------------------------------------------------------------------------------ runner
@@ -296,8 +405,10 @@ def run_model_optimization(
     today: dt.date,
     reports_root: str | Path | None,
     checkpoints_root: str | Path | None,
+    workers: int = 1,
 ) -> OptimizationResult:
-    """The model search's counterpart of ``run_optimization`` (which calls it)."""
+    """The model search's counterpart of ``run_optimization`` (which calls it); ``workers``
+    processes share the study's trials."""
     from cryptoai.backtest.metrics import periods_per_year
     from cryptoai.fingerprint import frame_fingerprint
     from cryptoai.modeling.training import build_dataset, load_training_data, plan_splits
@@ -321,7 +432,7 @@ def run_model_optimization(
         len(splits),
         fingerprint,
     )
-    search = run_model_search(ev, storage=storage, study=name)
+    search = run_model_search(ev, storage=storage, study=name, workers=workers)
     trials = search["trials"]
     best_trial = best_of(trials, cfg.objective.maximize)
     some = next(iter(ev.outputs.values()), None)
@@ -366,7 +477,7 @@ def run_model_optimization(
     checkpoint = None
     if best_trial is not None:
         checkpoint = save_checkpoint(ev, best_trial, ckpt_root / name, fingerprint)
-    _write_outputs(result, ev, best_trial, checkpoint)
+    _write_outputs(result, ev, best_trial, checkpoint, search["workers"])
     if tracking:
         result.run_id = track_run(result, source, fingerprint, today)
     return result
@@ -408,7 +519,9 @@ def save_checkpoint(ev: ModelEvaluator, best: Trial, folder: Path, fingerprint: 
     return folder
 
 
-def _write_outputs(result, ev: ModelEvaluator, best: Trial | None, checkpoint) -> None:
+def _write_outputs(
+    result, ev: ModelEvaluator, best: Trial | None, checkpoint, workers: int = 1
+) -> None:
     from cryptoai.backtest.runner import run_strategy
     from cryptoai.optimize import plots
     from cryptoai.optimize.recording import dump_config_text
@@ -474,7 +587,12 @@ def _write_outputs(result, ev: ModelEvaluator, best: Trial | None, checkpoint) -
     text = report_markdown(result, plot_files)
     text += (
         f"\n## Model\n\n`{ev.tcfg.model.name}` ({ev.tcfg.task}) on {len(ev.splits)} purged"
-        f" walk-forward folds; {stats['n_pruned']} trial(s) pruned by the median rule."
+        f" walk-forward folds; {stats['n_pruned']} trial(s) pruned by the median rule; "
+        + (
+            f"this run's trials ran in {workers} worker process{'es' * (workers != 1)}."
+            if workers
+            else "no new trials (the study already had them all)."
+        )
         + (f" Best model: `{checkpoint}`." if checkpoint is not None else "")
         + "\n"
     )

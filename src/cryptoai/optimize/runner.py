@@ -68,8 +68,9 @@ def run_optimization(
     ``CRYPTOAI_OPTUNA_STORAGE`` or ``optuna.db``, and the config's name); ``n_trials``
     overrides the config; ``workers`` processes share the trials; ``smoke`` runs a tiny
     version in seconds; ``tracking`` records the MLflow run and the trial ledger.
-    ``strategy: model`` configs tune a model (``cryptoai.optimize.model``, one process);
-    the best model is saved under ``checkpoints_root`` (default ``models/checkpoints``).
+    ``strategy: model`` configs tune a model (``cryptoai.optimize.model``, in ``workers``
+    processes too); the best model is saved under ``checkpoints_root`` (default
+    ``models/checkpoints``).
     """
     from cryptoai.fingerprint import frame_fingerprint
     from cryptoai.seeds import seed_everything
@@ -84,14 +85,13 @@ def run_optimization(
     if cfg.is_model:
         from cryptoai.optimize.model import run_model_optimization
 
-        if workers > 1:
-            log.info("a model search runs its trials in one process: --workers ignored")
         return run_model_optimization(
             cfg,
             source,
             out=out,
             storage=storage,
             study=study,
+            workers=workers,
             tracking=tracking,
             today=today,
             reports_root=reports_root,
