@@ -132,3 +132,45 @@ def test_sweep_statistics_are_unchanged_by_the_equity_output(ohlcv):
         assert row.final_equity == pytest.approx(single["final_equity"], rel=1e-12)
         assert row.n_trades == single["n_trades"]
         assert row.max_drawdown == pytest.approx(single["max_drawdown"], rel=1e-9)
+
+
+def test_path_stats_equal_the_numpy_definitions_on_awkward_curves():
+    """The compiled pass against ``bar_returns``, ``drawdown`` and ``max_drawdown_duration``
+    (plain numpy): flat curves, exact returns to the peak, a wipe-out, under water at the end."""
+    import pandas as pd
+
+    from cryptoai.backtest._paths import (
+        DD_BARS,
+        DOWNSIDE,
+        MAX_DD,
+        MEAN,
+        MEAN_EQUITY,
+        STD,
+        path_stats,
+    )
+    from cryptoai.backtest.metrics import bar_returns as series_returns
+    from cryptoai.backtest.metrics import drawdown, max_drawdown_duration
+
+    cash = 100.0
+    rng = np.random.default_rng(0)
+    curves = [
+        [100.0, 100.0, 100.0, 100.0],  # flat: no return, no drawdown
+        [90.0, 100.0, 95.0, 100.0, 101.0],  # back to the peak exactly, then above
+        [120.0, 60.0, 0.0, 0.0, 5.0],  # wiped out: 0 per bar afterwards
+        [101.0, 99.0, 98.0, 97.0, 100.5],  # under water at the end
+        list(100.0 * np.cumprod(1.0 + rng.normal(0.0, 0.02, 5))),
+    ]
+    n = max(len(c) for c in curves)
+    for curve in curves:
+        e = np.asarray(curve + [curve[-1]] * (n - len(curve)))  # padded flat: same length
+        returns, stats = path_stats(e[None, :], cash)
+        s = pd.Series(e, index=pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"))
+        want_r = series_returns(s, cash).to_numpy()
+        np.testing.assert_array_equal(returns[0], want_r)
+        assert stats[0, MEAN] == pytest.approx(want_r.mean(), rel=1e-12, abs=1e-15)
+        assert stats[0, STD] == pytest.approx(want_r.std(ddof=1), rel=1e-12, abs=1e-15)
+        down = math.sqrt(np.mean(np.minimum(want_r, 0.0) ** 2))
+        assert stats[0, DOWNSIDE] == pytest.approx(down, rel=1e-12, abs=1e-15)
+        assert stats[0, MAX_DD] == drawdown(s, cash).min()
+        assert stats[0, DD_BARS] == max_drawdown_duration(s, cash)
+        assert stats[0, MEAN_EQUITY] == pytest.approx(e.mean(), rel=1e-12)

@@ -279,13 +279,25 @@ def metrics_table(
     *,
     min_days: float = MIN_SPAN_DAYS,
     min_bars: int = MIN_BARS,
+    paths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every ``METRIC_NAMES`` figure of many runs on the same bars at once, one array each.
 
     ``equity``: (runs x bars) equity at every close; ``tallies``: one array per
     ``TALLY_NAMES`` entry (the round trips are tallied by the kernel as it runs, so a
-    sweep needs no fills). ``compute_metrics`` is the one-run case of these formulas.
+    sweep needs no fills); ``paths``: ``_paths.path_stats(equity, initial_cash)`` when the
+    caller already has it. ``compute_metrics`` is the one-run case of these formulas.
     """
+    from cryptoai.backtest._paths import (
+        DD_BARS,
+        DOWNSIDE,
+        MAX_DD,
+        MEAN,
+        MEAN_EQUITY,
+        STD,
+        path_stats,
+    )
+
     equity = np.asarray(equity, dtype="float64")
     runs, n = equity.shape
     if n == 0:
@@ -295,7 +307,8 @@ def metrics_table(
     ann = annualization(index, periods_per_year, min_days=min_days, min_bars=min_bars)
     ppy = ann["periods_per_year"]
     cash = float(initial_cash)
-    r = path_returns(equity, cash)
+    # one compiled pass per curve: returns, their mean / std / downside, drawdown, duration
+    _, stats = paths if paths is not None else path_stats(equity, cash)
     years = ann["span_days"] / DAYS_PER_YEAR
     t = {key: np.asarray(tallies[key], dtype="float64") for key in TALLY_NAMES}
     n_trades = t["n_trades"]
@@ -305,13 +318,8 @@ def metrics_table(
     with np.errstate(invalid="ignore", over="ignore"):
         grown = np.where(total_return > -1.0, 1.0 + total_return, 1.0) ** (1.0 / years) - 1.0
     cagr = np.where(total_return > -1.0, grown, -1.0)
-    std = r.std(axis=1, ddof=1) if n > 1 else np.full(runs, math.nan)
-    mean = r.mean(axis=1)
-    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2, axis=1))
-    marked = np.concatenate((np.full((runs, 1), cash), equity), axis=1)
-    peak = np.maximum.accumulate(marked, axis=1)
-    max_dd = (equity / peak[:, 1:] - 1.0).min(axis=1)
-    dd_bars = _underwater_bars(marked, peak)
+    mean, std, downside = stats[:, MEAN], stats[:, STD], stats[:, DOWNSIDE]
+    max_dd, dd_bars = stats[:, MAX_DD], stats[:, DD_BARS]
     with np.errstate(divide="ignore", invalid="ignore"):
         count = np.where(traded, n_trades, 1.0)
         profit_factor = np.where(t["losses"] > 0, _ratios(t["gains"], t["losses"]), math.inf)
@@ -331,7 +339,7 @@ def metrics_table(
         "expectancy": np.where(traded, t["pnl"] / count, math.nan),
         "avg_trade_return": np.where(traded, t["trade_returns"] / count, math.nan),
         "exposure": t["exposed_bars"] / n,
-        "turnover": t["notional"] / equity.mean(axis=1),
+        "turnover": t["notional"] / stats[:, MEAN_EQUITY],
         "fees_paid": t["fees"],
         "funding_paid": t["funding"],
         "final_equity": equity[:, -1].copy(),
@@ -353,18 +361,6 @@ def path_returns(equity: np.ndarray, initial_cash: float) -> np.ndarray:
     previous = np.concatenate((np.full((runs, 1), float(initial_cash)), equity[:, :-1]), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(previous > 0, equity / previous - 1.0, 0.0)
-
-
-def _underwater_bars(marked: np.ndarray, peak: np.ndarray) -> np.ndarray:
-    """Longest time under water per run, in bars (``max_drawdown_duration`` for each row of
-    ``marked``, the equity with the initial cash in front; ``peak`` its running maximum)."""
-    at_peak = marked >= peak
-    positions = np.arange(marked.shape[1])
-    last_peak = np.maximum.accumulate(np.where(at_peak, positions, 0), axis=1)
-    recovered = at_peak[:, 1:] & ~at_peak[:, :-1]  # bar t regains the peak lost after last_peak
-    spans = np.where(recovered, positions[1:] - last_peak[:, :-1], 0).max(axis=1)
-    open_end = np.where(at_peak[:, -1], 0, positions[-1] - last_peak[:, -1])
-    return np.maximum(spans, open_end)
 
 
 def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:

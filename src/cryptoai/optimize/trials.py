@@ -143,7 +143,8 @@ def run_compiled(
 ) -> list[Trial]:
     """Trials of a strategy with vectorized signals, through the parallel kernel in blocks;
     each gets the metrics and per-bar returns one ``run_strategy`` would give it."""
-    from cryptoai.backtest.metrics import metrics_row, metrics_table, path_returns
+    from cryptoai.backtest._paths import path_stats
+    from cryptoai.backtest.metrics import metrics_row, metrics_table
     from cryptoai.backtest.sweeps import simulate_strategies
     from cryptoai.strategies.registry import get_strategy
 
@@ -165,8 +166,9 @@ def run_compiled(
             runner.data, strategies, settings, equity=True, progress=progress
         )
         for first, res, equity in blocks:
-            table = metrics_table(equity, index, cash, _tallies(res))
-            returns = path_returns(equity, cash)
+            paths = path_stats(equity, cash)
+            table = metrics_table(equity, index, cash, _tallies(res), paths=paths)
+            returns = paths[0]  # rows are views: every trial keeps its returns anyway
             for row in range(res.shape[0]):
                 slot = slots[first + row]
                 number, params = items[slot]
@@ -174,7 +176,7 @@ def run_compiled(
                     number,
                     dict(params),
                     metrics_row(table, row),
-                    returns[row].copy(),
+                    returns[row],
                     runner.metric,
                     runner.min_trades,
                 )

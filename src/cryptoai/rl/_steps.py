@@ -17,7 +17,11 @@ import math
 import numpy as np
 from numba import njit
 
+from cryptoai._jitcache import drop_stale
 from cryptoai.backtest import _kernel as k
+
+# These steps carry compiled copies of the kernel: a changed kernel must recompile them.
+drop_stale(__file__, k.__file__)
 
 # Compiled without reference counting, as the kernel is (``_kernel.step_jit``): nothing here
 # allocates (callers pass the buffers), and with it every view taken in the loop of
