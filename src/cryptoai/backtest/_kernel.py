@@ -25,6 +25,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from cryptoai._jitcache import drop_stale
+from cryptoai.backtest import _paths
+from cryptoai.backtest._paths import path_row
+
+# simulate_many carries a compiled copy of path_row: a changed _paths must recompile it.
+drop_stale(__file__, _paths.__file__)
+
 # --- parameter vector P -------------------------------------------------------------------
 P_FEE = 0  # taker fee rate (fraction of traded value)
 P_MAKER = 1  # maker fee rate (limit and take-profit fills)
@@ -814,7 +821,9 @@ _TALLIES = (S_WINS, S_GAINS, S_LOSSES, S_PNL, S_TRET, S_FEES, S_NOTIONAL)
 
 
 @njit(cache=True, parallel=True, _nrt=False)
-def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods_per_year, res, EQ):
+def simulate_many(
+    S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods_per_year, res, EQ, PS
+):
     """Summary statistics of many runs, in parallel over runs; fills are not recorded.
 
     Run ``j`` takes its targets from ``targets[j]`` or, when ``targets`` has no rows, from a
@@ -823,8 +832,10 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
     materialized). ``S`` holds one state row per run; ``P`` must have recording off.
     Writes per run (``RES_*`` columns of ``res``): final equity, max drawdown (<= 0),
     annualized Sharpe of bar returns, round trips, funding paid, bars held, and the
-    round-trip tallies (wins, gains, losses, pnl, returns, fees, traded value); and, unless
-    ``EQ`` has no columns (shape ``(1, 0)``), the equity at every close in ``EQ[j]``. Between target changes a
+    round-trip tallies (wins, gains, losses, pnl, returns, fees, traded value). Unless ``EQ``
+    has no columns (shape ``(1, 0)``), the run's equity at every close goes to ``EQ[j]``,
+    which ``_paths.path_row`` then turns into the per-bar returns, with the path statistics
+    in ``PS[j]``. Between target changes a
     ``quiet`` run only marks to market (and a flat one, with finite closes, not even that:
     its equity stays put).
     """
@@ -901,6 +912,8 @@ def simulate_many(S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods
         res[j, RES_EXPOSED] = exposed
         for q in range(len(_TALLIES)):
             res[j, RES_WINS + q] = s[_TALLIES[q]]
+        if write and n > 0:
+            path_row(eq_row, cash0, eq_row, PS[j])
 
 
 @step_jit

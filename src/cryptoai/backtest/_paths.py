@@ -1,5 +1,6 @@
 """One compiled pass over each equity curve: the per-bar returns and the path statistics
-that ``metrics.metrics_table`` turns into metrics.
+that ``metrics.metrics_table`` turns into metrics. The sweep kernel runs ``path_row`` on
+each run's curve as soon as the run ends (while it is still in cache).
 
 The formulas are those of ``metrics`` (``path_returns``, ``drawdown``,
 ``max_drawdown_duration``), evaluated bar by bar so that a sweep of hundreds of curves costs
@@ -18,56 +19,61 @@ MEAN, STD, DOWNSIDE, MAX_DD, DD_BARS, MEAN_EQUITY = range(6)
 N_STATS = 6
 
 
+@njit(cache=True, _nrt=False)
+def path_row(e, cash, r, out):  # pragma: no cover - compiled
+    """Returns of the equity curve ``e`` into ``r`` (which may be ``e`` itself: each bar is
+    read before it is overwritten) and its ``N_STATS`` statistics into ``out``."""
+    n = e.shape[0]
+    prev = cash
+    peak = cash  # the initial cash is the first peak
+    at_peak = True
+    last_peak = 0  # position of the last peak; position 0 is the initial cash
+    longest = 0
+    worst = 0.0
+    total = 0.0
+    marked = 0.0
+    for i in range(n):
+        x = e[i]
+        ri = 0.0  # an unchanged equity (flat bars) or a wiped-out one earns 0
+        if x != prev and prev > 0.0:
+            ri = x / prev - 1.0
+        r[i] = ri
+        total += ri
+        marked += x
+        if x >= peak:  # a drawdown of 0: nothing to divide
+            if not at_peak:  # regains the peak lost after last_peak
+                longest = max(longest, i + 1 - last_peak)
+            peak = x
+            last_peak = i + 1
+            at_peak = True
+        else:
+            at_peak = False
+            dd = x / peak - 1.0
+            if dd < worst:
+                worst = dd
+        prev = x
+    if not at_peak:  # still under water at the end
+        longest = max(longest, n - last_peak)
+    mean = total / n
+    dev = 0.0
+    down = 0.0
+    for i in range(n):
+        d = r[i] - mean
+        dev += d * d
+        lo = min(r[i], 0.0)
+        down += lo * lo
+    out[MEAN] = mean
+    out[STD] = math.sqrt(dev / (n - 1)) if n > 1 else math.nan
+    out[DOWNSIDE] = math.sqrt(down / n)
+    out[MAX_DD] = worst
+    out[DD_BARS] = longest
+    out[MEAN_EQUITY] = marked / n
+
+
 @njit(cache=True, parallel=True)
 def _path_stats(equity, cash, returns, out):  # pragma: no cover - compiled
-    runs, n = equity.shape
-    for j in prange(runs):
-        e = equity[j]
-        r = returns[j]
-        prev = cash
-        peak = cash  # the initial cash is the first peak
-        at_peak = True
-        last_peak = 0  # position of the last peak; position 0 is the initial cash
-        longest = 0
-        worst = 0.0
-        total = 0.0
-        marked = 0.0
-        for i in range(n):
-            x = e[i]
-            ri = 0.0  # an unchanged equity (flat bars) or a wiped-out one earns 0
-            if x != prev and prev > 0.0:
-                ri = x / prev - 1.0
-            r[i] = ri
-            total += ri
-            marked += x
-            if x >= peak:  # a drawdown of 0: nothing to divide
-                if not at_peak:  # regains the peak lost after last_peak
-                    longest = max(longest, i + 1 - last_peak)
-                peak = x
-                last_peak = i + 1
-                at_peak = True
-            else:
-                at_peak = False
-                dd = x / peak - 1.0
-                if dd < worst:
-                    worst = dd
-            prev = x
-        if not at_peak:  # still under water at the end
-            longest = max(longest, n - last_peak)
-        mean = total / n
-        dev = 0.0
-        down = 0.0
-        for i in range(n):
-            d = r[i] - mean
-            dev += d * d
-            lo = min(r[i], 0.0)
-            down += lo * lo
-        out[j, MEAN] = mean
-        out[j, STD] = math.sqrt(dev / (n - 1)) if n > 1 else math.nan
-        out[j, DOWNSIDE] = math.sqrt(down / n)
-        out[j, MAX_DD] = worst
-        out[j, DD_BARS] = longest
-        out[j, MEAN_EQUITY] = marked / n
+    for j in prange(equity.shape[0]):
+        path_row(equity[j], cash, returns[j], out[j])
 
 
 def path_stats(equity: np.ndarray, initial_cash: float) -> tuple[np.ndarray, np.ndarray]:

@@ -247,11 +247,15 @@ def compute_metrics(
         "notional": (fills["size"].abs() * fills["price"]).to_numpy().sum() if len(fills) else 0.0,
         "funding": float(result.funding_paid),
     }
+    from cryptoai.backtest._paths import path_stats
+
+    values = equity.to_numpy()
     table = metrics_table(
-        equity.to_numpy()[None, :],
+        values[-1:],
         pd.DatetimeIndex(equity.index),
         float(result.initial_cash),
         {key: np.asarray([value], dtype="float64") for key, value in tallies.items()},
+        path_stats(values[None, :], float(result.initial_cash)),
         periods_per_year,
         min_days=min_days,
         min_bars=min_bars,
@@ -271,35 +275,27 @@ _COUNTS = frozenset(("n_trades", "n_bars", "max_drawdown_bars"))
 
 
 def metrics_table(
-    equity: np.ndarray,
+    final_equity: np.ndarray,
     index: pd.DatetimeIndex,
     initial_cash: float,
     tallies: dict[str, np.ndarray],
+    paths: tuple[np.ndarray, np.ndarray],
     periods_per_year: float | None = None,
     *,
     min_days: float = MIN_SPAN_DAYS,
     min_bars: int = MIN_BARS,
-    paths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every ``METRIC_NAMES`` figure of many runs on the same bars at once, one array each.
 
-    ``equity``: (runs x bars) equity at every close; ``tallies``: one array per
+    ``final_equity``: each run's equity at the last close; ``tallies``: one array per
     ``TALLY_NAMES`` entry (the round trips are tallied by the kernel as it runs, so a
-    sweep needs no fills); ``paths``: ``_paths.path_stats(equity, initial_cash)`` when the
-    caller already has it. ``compute_metrics`` is the one-run case of these formulas.
+    sweep needs no fills); ``paths``: the runs' (returns, statistics), from
+    ``_paths.path_stats`` or the sweep kernel. ``compute_metrics`` is the one-run case.
     """
-    from cryptoai.backtest._paths import (
-        DD_BARS,
-        DOWNSIDE,
-        MAX_DD,
-        MEAN,
-        MEAN_EQUITY,
-        STD,
-        path_stats,
-    )
+    from cryptoai.backtest._paths import DD_BARS, DOWNSIDE, MAX_DD, MEAN, MEAN_EQUITY, STD
 
-    equity = np.asarray(equity, dtype="float64")
-    runs, n = equity.shape
+    returns, stats = paths
+    runs, n = returns.shape
     if n == 0:
         raise BadInputError("the backtest has no bars: give data covering at least one bar")
     if not periods_per_year and n < 2:
@@ -307,14 +303,13 @@ def metrics_table(
     ann = annualization(index, periods_per_year, min_days=min_days, min_bars=min_bars)
     ppy = ann["periods_per_year"]
     cash = float(initial_cash)
-    # one compiled pass per curve: returns, their mean / std / downside, drawdown, duration
-    _, stats = paths if paths is not None else path_stats(equity, cash)
+    final_equity = np.asarray(final_equity, dtype="float64")
     years = ann["span_days"] / DAYS_PER_YEAR
     t = {key: np.asarray(tallies[key], dtype="float64") for key in TALLY_NAMES}
     n_trades = t["n_trades"]
     traded = n_trades > 0
 
-    total_return = equity[:, -1] / cash - 1.0
+    total_return = final_equity / cash - 1.0
     with np.errstate(invalid="ignore", over="ignore"):
         grown = np.where(total_return > -1.0, 1.0 + total_return, 1.0) ** (1.0 / years) - 1.0
     cagr = np.where(total_return > -1.0, grown, -1.0)
@@ -342,7 +337,7 @@ def metrics_table(
         "turnover": t["notional"] / stats[:, MEAN_EQUITY],
         "fees_paid": t["fees"],
         "funding_paid": t["funding"],
-        "final_equity": equity[:, -1].copy(),
+        "final_equity": final_equity.copy(),
         "n_bars": np.full(runs, n),
         "span_days": np.full(runs, ann["span_days"]),
         "periods_per_year": np.full(runs, ppy),

@@ -30,6 +30,7 @@ from cryptoai.backtest._market import (
     may_fund,
     params,
 )
+from cryptoai.backtest._paths import N_STATS
 from cryptoai.backtest.metrics import periods_per_year
 from cryptoai.backtest.settings import ExecutionSettings, make_settings
 from cryptoai.backtest.vectorized import align
@@ -153,9 +154,10 @@ def simulate_strategies(
     progress: bool = False,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Run strategies of one class (all with vectorized signals) on ``data`` through the
-    parallel kernel, in blocks: yields ``(first, res, eq)`` per block, ``res`` the kernel's
-    ``RES_*`` columns for strategies ``first ..``, ``eq`` their equity at every close
-    (``equity=True``; else None). The data must already be validated.
+    parallel kernel, in blocks: yields ``(first, res, paths)`` per block, ``res`` the
+    kernel's ``RES_*`` columns for strategies ``first ..``, ``paths`` (``equity=True``; else
+    None) their per-bar returns and path statistics (``_paths.path_stats``'s pair). The data
+    must already be validated.
     """
     cls = type(strategies[0])
     m = market_matrix(data, settings, funding, lean=True)
@@ -171,11 +173,11 @@ def simulate_strategies(
         lines, fast_rows, slow_rows = _crossover_table(cls, strategies, data)
         for first in bar:
             rows = slice(first, first + block)
-            res, eq = _simulate_block(
+            res, paths = _simulate_block(
                 m, p, settings, data.index, equity=equity,
                 lines=lines, fast_rows=fast_rows[rows], slow_rows=slow_rows[rows],
             )  # fmt: skip
-            yield first, res, eq
+            yield first, res, paths
         return
     shared: dict[Any, Any] = {}
     for first in bar:
@@ -184,8 +186,8 @@ def simulate_strategies(
         for row, strat in enumerate(chunk):
             strat.cache = shared
             targets[row] = align(strat.signals(data), data.index, f"{cls.name} signals")
-        res, eq = _simulate_block(m, p, settings, data.index, targets=targets, equity=equity)
-        yield first, res, eq
+        res, paths = _simulate_block(m, p, settings, data.index, targets=targets, equity=equity)
+        yield first, res, paths
 
 
 def _crossover_table(
@@ -228,9 +230,10 @@ def _simulate_block(
     fast_rows: np.ndarray | None = None,
     slow_rows: np.ndarray | None = None,
     equity: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Run a block of target series, or of crossovers of ``lines`` rows, in parallel:
-    the kernel's ``RES_*`` columns, and the equity at every close when ``equity``."""
+    the kernel's ``RES_*`` columns, and with ``equity`` the per-bar returns and path
+    statistics of every run (computed from the equity at every close)."""
     if targets is None:
         runs = len(fast_rows)
         targets = np.empty((0, 0))
@@ -243,6 +246,7 @@ def _simulate_block(
     states = np.tile(k.new_state(cfg.initial_cash), (runs, 1))
     res = np.empty((runs, k.N_RES))
     eq = np.empty((runs, len(index))) if equity else np.empty((1, 0))
+    stats = np.empty((runs if equity else 1, N_STATS))
     k.simulate_many(
         states,
         p,
@@ -256,8 +260,9 @@ def _simulate_block(
         periods_per_year(index, strict=False),
         res,
         eq,
+        stats,
     )
-    return res, (eq if equity else None)
+    return res, ((eq, stats) if equity else None)  # eq holds the returns now
 
 
 def _stats_frame(res: np.ndarray, cfg: ExecutionSettings) -> pd.DataFrame:

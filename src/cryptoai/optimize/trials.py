@@ -143,7 +143,7 @@ def run_compiled(
 ) -> list[Trial]:
     """Trials of a strategy with vectorized signals, through the parallel kernel in blocks;
     each gets the metrics and per-bar returns one ``run_strategy`` would give it."""
-    from cryptoai.backtest._paths import path_stats
+    from cryptoai.backtest import _kernel as k
     from cryptoai.backtest.metrics import metrics_row, metrics_table
     from cryptoai.backtest.sweeps import simulate_strategies
     from cryptoai.strategies.registry import get_strategy
@@ -165,9 +165,9 @@ def run_compiled(
         blocks = simulate_strategies(
             runner.data, strategies, settings, equity=True, progress=progress
         )
-        for first, res, equity in blocks:
-            paths = path_stats(equity, cash)
-            table = metrics_table(equity, index, cash, _tallies(res), paths=paths)
+        for first, res, paths in blocks:
+            final = res[:, k.RES_EQUITY]
+            table = metrics_table(final, index, cash, _tallies(res), paths)
             returns = paths[0]  # rows are views: every trial keeps its returns anyway
             for row in range(res.shape[0]):
                 slot = slots[first + row]
