@@ -14,6 +14,8 @@ from serve_support import REPO, WARMUP
 import cryptoai
 from cryptoai.errors import BadInputError, DataValidationError
 
+pytest_plugins = ("serve_support",)  # the shared registered model
+
 
 def test_predict_equals_final_refit_in_sample(registry):
     df = registry.ohlcv
@@ -85,7 +87,6 @@ import json, os, sys
 import pandas as pd
 import cryptoai
 
-pytest_plugins = ("serve_support",)  # the shared registered model
 heavy_at_import = sorted(m for m in ("mlflow", "torch", "fastapi", "sklearn") if m in sys.modules)
 df = pd.read_parquet(sys.argv[1])
 out = cryptoai.predict(df, model=sys.argv[2])
@@ -116,3 +117,107 @@ def test_a_tabular_model_never_imports_torch(registry, tmp_path):
         "lightning": False,
         "n": len(registry.ohlcv) - WARMUP,
     }
+
+
+# --------------------------------------------------------------------- the per-model plan
+# Every built-in feature, with a prefix and a column subset, so the plan's column mapping is
+# exercised beyond minimal.yaml; taker_imbalance needs the taker-buy column.
+ALL_FEATURES = [
+    {"name": "sma", "params": {"window": 10, "relative": True}},
+    {"name": "ema", "params": {"window": 12}},
+    {"name": "rsi", "params": {"window": 14}},
+    {"name": "macd", "params": {"relative": True}},
+    {"name": "bollinger", "columns": ["bb_pband_20_2", "bb_wband_20_2"], "prefix": "d_"},
+    {"name": "atr", "params": {"relative": True}},
+    {"name": "ichimoku", "params": {"relative": True}},
+    {"name": "obv"},
+    {"name": "returns", "params": {"period": 3}},
+    {"name": "log_returns"},
+    {"name": "volatility", "params": {"window": 10}},
+    {"name": "momentum"},
+    {"name": "volume_zscore"},
+    {"name": "amihud"},
+    {"name": "taker_imbalance"},
+]
+
+
+def _fitted(model_name: str, task: str, spec, df, **params):
+    """A model fitted on ``spec``'s features of ``df`` with the columns shuffled, so the
+    model's column order is not the spec's."""
+    from cryptoai.features.engineering import build_features
+    from cryptoai.modeling.models.registry import make_model
+
+    X = build_features(df, spec)
+    X = X[list(np.random.default_rng(0).permutation(X.columns))]
+    ret = np.log(df["close"]).diff().shift(-1).to_numpy()
+    y = ret if task == "regression" else np.where(np.isnan(ret), np.nan, (ret > 0) * 1.0)
+    return make_model(model_name, task, **params).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "task"), [("logreg", "classification"), ("ridge", "regression")]
+)
+def test_the_plan_gives_the_models_own_numbers_bit_for_bit(model_name, task):
+    from helpers import ohlcv_frame
+
+    from cryptoai.features.engineering import build_features
+    from cryptoai.features.spec import FeatureSpec
+    from cryptoai.serve._plan import Plan
+
+    spec = FeatureSpec.model_validate({"features": ALL_FEATURES})
+    df = ohlcv_frame(1500, seed=4, extra=True)
+    model = _fitted(model_name, task, spec, df.iloc[:1000])
+    plan = Plan.for_model(model, spec)
+    assert plan is not None and plan.kind == ("proba" if task == "classification" else "predict")
+    for start in (1000, 1001, 1250, 1499 - 80):
+        window = df.iloc[start : start + 80]
+        X = build_features(window, spec)
+        expected = model.predict_proba(X) if plan.kind == "proba" else model.predict(X)
+        got = plan.predict(window)
+        assert got.shape == expected.shape
+        assert np.isnan(got[:5]).all()  # the warm-up rows stay NaN
+        assert np.array_equal(got, expected, equal_nan=True)
+
+
+def test_no_plan_where_the_model_predicts_its_own_way_or_the_data_lacks_a_column():
+    from helpers import ohlcv_frame
+
+    from cryptoai.errors import BadInputError
+    from cryptoai.features.spec import FeatureSpec
+    from cryptoai.serve._plan import Plan
+    from cryptoai.serve.runtime import Predictor
+
+    spec = FeatureSpec.model_validate({"features": ALL_FEATURES})
+    df = ohlcv_frame(600, seed=5, extra=True)
+    forest = _fitted("random_forest", "classification", spec, df, n_estimators=5)
+    assert Plan.for_model(forest, spec) is None  # forests average their trees themselves
+    narrower = FeatureSpec.model_validate({"features": ALL_FEATURES[:3]})
+    logreg = _fitted("logreg", "classification", spec, df)
+    assert Plan.for_model(logreg, narrower) is None  # the model reads columns it lacks
+
+    plan = Plan.for_model(logreg, spec)
+    assert plan.predict(df[["open", "high", "low", "close", "volume"]]) is None
+    card = {"feature_spec": spec.model_dump(), "outputs": ["proba_up", "score"],
+            "label": "proba_up", "warmup_bars": 60, "task": "classification"}  # fmt: skip
+    p = Predictor("m", 1, None, logreg, card)
+    with pytest.raises(BadInputError, match="taker_buy_base"):  # the general path's error
+        p.predict(df[["open", "high", "low", "close", "volume"]])
+    general = Predictor("m", 1, None, logreg, card, _plan=False)
+    assert general.plan is None
+    mislabelled = Predictor("m", 1, None, logreg, {**card, "task": "regression"})
+    assert p.plan is not None and mislabelled.plan is None  # the card's task decides
+    pd_out, general_out = p.predict(df), general.predict(df)
+    assert np.array_equal(pd_out.to_numpy(), general_out.to_numpy(), equal_nan=True)
+
+
+def test_predict_uses_the_plan_and_matches_the_general_path(registry):
+    from cryptoai.serve.runtime import Predictor, load_predictor
+
+    p = load_predictor(registry.uri)
+    assert p.plan is not None
+    general = Predictor(p.name, p.version, p.alias, p.estimator, p.card, _plan=False)
+    for start in (0, 100, len(registry.ohlcv) - 200):
+        df = registry.ohlcv.iloc[start : start + 200]
+        fast, slow = p.predict(df), general.predict(df)
+        assert fast.index.equals(slow.index) and list(fast.columns) == list(slow.columns)
+        assert np.array_equal(fast.to_numpy(), slow.to_numpy(), equal_nan=True)

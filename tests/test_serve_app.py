@@ -244,3 +244,133 @@ def test_many_apps_in_one_process_keep_their_own_metrics(registry, body):
         a.post("/predict", json=body, headers={"X-API-Key": KEY})
         text_b = b.get("/metrics", headers={"X-API-Key": KEY}).text
     assert 'endpoint="/predict"' not in text_b
+
+
+# --------------------------------------------------------------------- the parsing fast path
+def _body(candles: list[dict], **top) -> bytes:
+    return json.dumps({"candles": candles, **top}).encode()
+
+
+def test_the_fast_path_builds_the_frame_the_models_build(registry):
+    from cryptoai.serve._wire import _fast_candles, _model_frame
+
+    good = candles(registry.ohlcv)
+    as_ints = [{**c, "volume": int(c["volume"]), "open": round(c["open"])} for c in good]
+    extra = [{**c, "trades": 12, "note": "x"} for c in good]
+    for cs in (good, as_ints, extra, good[:1]):
+        body = _body(cs, client="test")
+        fast = _fast_candles(body)
+        assert fast is not None, cs[0]
+        slow = _model_frame(body, "application/json")
+        pd.testing.assert_frame_equal(fast.frame, slow, check_exact=True)
+        assert fast.frame.index.dtype == slow.index.dtype == "datetime64[ns, UTC]"
+        assert fast.stamps == [c["timestamp"] for c in cs]
+
+
+def test_the_fast_path_reads_timestamps_as_pandas_does():
+    from cryptoai.serve._wire import _utc_stamps
+
+    rng = np.random.default_rng(7)
+    lo, hi = pd.Timestamp("1678-01-01").value // 10**9, pd.Timestamp("2261-12-31").value // 10**9
+    seconds = np.concatenate([rng.integers(lo, hi, 2000), [lo, hi]])
+    edges = ["2024-02-29T23:59:59Z", "2000-02-29T00:00:00Z", "1900-02-28T12:00:00Z"]
+    stamps = [pd.Timestamp(s, unit="s").strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds] + edges
+    expected = pd.to_datetime(stamps, utc=True).tz_convert(None).as_unit("ns").to_numpy()
+    assert np.array_equal(_utc_stamps(stamps), expected)
+    for bad in ("2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2024-04-31T00:00:00Z",
+                "2024-13-01T00:00:00Z", "2024-00-10T00:00:00Z", "2024-01-00T00:00:00Z",
+                "2024-01-01T24:00:00Z", "2024-01-01T00:60:00Z", "2024-01-01T00:00:60Z",
+                "2024-01-01 00:00:00Z", "2024-01-01T00:00:00z", "2024-01-01T00:00:00+00",
+                "2024-01-01T00:00:00.5Z", "2024-01-01T00:00:00", "\u0662024-01-01T00:00:00Z",
+                "1677-12-31T00:00:00Z", "2262-01-01T00:00:00Z", "-024-01-01T00:00:00Z"):  # fmt: skip
+        assert _utc_stamps(["2024-01-01T00:00:00Z", bad]) is None, bad
+    assert _utc_stamps(["2024-01-01T00:00:00Z", 1704067200]) is None
+
+
+def test_the_fast_path_leaves_everything_else_to_the_models(registry):
+    from cryptoai.serve._wire import _fast_candles
+
+    good = candles(registry.ohlcv.iloc[:30])
+    for name, (payload, _) in _bad_payloads(good).items():
+        body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        if name in ("high below low", "negative price", "negative volume", "unsorted",
+                    "duplicates", "too few bars"):  # fmt: skip
+            continue  # well-formed: the contract check and the warm-up judge these
+        assert _fast_candles(body) is None, name
+    offsets = [{**c, "timestamp": c["timestamp"].replace("Z", "+00:00")} for c in good]
+    fraction = [{**c, "timestamp": c["timestamp"].replace("Z", ".250Z")} for c in good]
+    huge = [{**c, "volume": 1e400} for c in good]
+    for cs in (offsets, fraction, huge):
+        assert _fast_candles(_body(cs)) is None
+
+
+def test_bodies_off_the_fast_path_still_predict_like_cryptoai_predict(client, registry):
+    """Offsets and fractions of a second go the models' way; the answer is the same."""
+    df = registry.ohlcv.iloc[-50:]
+    shifted = df.copy()
+    shifted.index = df.index + pd.Timedelta(milliseconds=250)
+    h = {"X-API-Key": KEY}
+    sent = [
+        {**c, "timestamp": (t.tz_convert("Europe/Paris")).isoformat(timespec="milliseconds")}
+        for c, t in zip(candles(shifted), shifted.index, strict=True)
+    ]
+    r = client.post("/predict", json={"candles": sent}, headers=h)
+    assert r.status_code == 200, r.text
+    got = r.json()["predictions"]
+    # the response's timestamps are UTC, whole seconds (as strftime writes them)
+    assert [p["timestamp"] for p in got] == [
+        t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in shifted.index
+    ]
+    expected = cryptoai.predict(shifted, model=registry.uri)
+    served = np.array([np.nan if p["proba_up"] is None else p["proba_up"] for p in got])
+    assert np.array_equal(served, expected["proba_up"].to_numpy(), equal_nan=True)
+
+
+def test_the_whole_history_in_one_request_equals_cryptoai_predict(registry):
+    app = create_app(registry.uri, api_keys=[], rate_limit="1000/minute")
+    df = registry.ohlcv  # 480 bars, near the benchmark's 500
+    with TestClient(app) as c:
+        r = c.post(
+            "/predict", content=_body(candles(df)), headers={"Content-Type": "application/json"}
+        )
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    got = r.json()["predictions"]
+    expected = cryptoai.predict(df, model=registry.uri)
+    for col in ("proba_up", "score"):
+        served = np.array([np.nan if p[col] is None else p[col] for p in got])
+        assert np.array_equal(served, expected[col].to_numpy(), equal_nan=True)
+    assert got[0]["proba_up"] is None and "null" in r.text and "NaN" not in r.text
+
+
+def test_content_types_and_bodies_fastapi_would_refuse(client, body):
+    h = {"X-API-Key": KEY}
+    raw = json.dumps(body)
+    r = client.post("/predict", content=raw, headers={**h, "Content-Type": "text/plain"})
+    assert r.status_code == 422 and "valid dictionary" in r.json()["detail"]
+    r = client.post("/predict", content=raw, headers={**h, "Content-Type": "application/x+json"})
+    assert r.status_code == 200
+    r = client.post("/predict", content=b"", headers={**h, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"] == "body: Field required"
+    r = client.post(
+        "/predict", content=b"\xff\xfe\xfa", headers={**h, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 400  # not text in any JSON encoding: as FastAPI answers it
+    deep = b"[" * 100_000 + b"]" * 100_000  # under the body limit, too deep for any parser
+    r = client.post("/predict", content=deep, headers={**h, "Content-Type": "application/json"})
+    assert r.status_code == 400
+
+
+def test_the_openapi_schema_documents_the_request_body(client):
+    schema = client.get("/openapi.json", headers={"X-API-Key": KEY}).json()
+    body = schema["paths"]["/predict"]["post"]["requestBody"]
+    assert body["required"] is True
+    request = body["content"]["application/json"]["schema"]
+    assert request["required"] == ["candles"] and "$defs" not in json.dumps(request)
+    candle = request["properties"]["candles"]["items"]
+    assert set(candle["required"]) == {"timestamp", "open", "high", "low", "close", "volume"}
+    assert candle["properties"]["timestamp"]["format"] == "date-time"
+    response = schema["paths"]["/predict"]["post"]["responses"]["200"]["content"]
+    assert response["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictResponse"
+    }

@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC
-from typing import Annotated, Any
+from typing import Any
 
-import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.datastructures import Headers
 
-from cryptoai.errors import BadInputError, CryptoaiError
+from cryptoai.errors import CryptoaiError
+from cryptoai.serve._wire import read_candles, request_schema, response_bytes
 from cryptoai.serve.auth import HEADER, check_key, key_id, keys_from_env
 from cryptoai.serve.ratelimit import RateLimiter
 from cryptoai.serve.runtime import Predictor, load_predictor
@@ -43,25 +42,6 @@ access_log = logging.getLogger("cryptoai.serve.access")
 DEFAULT_MAX_BODY = 2_000_000  # bytes: ~10,000 candles
 OPEN_PATHS = frozenset({"/health"})
 ENDPOINTS = frozenset({"/predict", "/health", "/metrics", "/admin/reload"})
-
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-
-
-class Candle(BaseModel):
-    """One OHLCV bar; ``timestamp`` is its open time with a timezone (``...Z``)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    timestamp: AwareDatetime
-    open: Number
-    high: Number
-    low: Number
-    close: Number
-    volume: Number
-
-
-class PredictRequest(BaseModel):
-    candles: list[Candle] = Field(min_length=1)
 
 
 class ModelInfo(BaseModel):
@@ -177,18 +157,25 @@ def create_app(
         "/predict",
         response_model=PredictResponse,
         responses={401: {}, 413: {}, 422: {}, 429: {}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": request_schema()}},
+            }
+        },
     )
-    def predict_endpoint(body: PredictRequest) -> dict[str, Any]:
+    async def predict_endpoint(request: Request) -> Response:
         """Predictions for every candle (``null`` during the model's warm-up)."""
+        # the body is parsed here, not by a declared model: see cryptoai.serve._wire
+        candles = read_candles(await request.body(), request.headers.get("content-type"))
         predictor = state.predictor
-        frame = candles_frame(body.candles)
-        out = predictor.predict(frame)
+        if predictor.plan is not None:  # a few ms: on the event loop, no thread hand-off
+            out = predictor.predict(candles.frame)
+        else:  # forests, boosting, sequence models: a thread, so they never stall /health
+            out = await run_in_threadpool(predictor.predict, candles.frame)
         state.metrics.predictions.inc(len(out))
-        return {
-            "model": predictor.info(),
-            "label": predictor.label,
-            "predictions": prediction_records(out),
-        }
+        body = response_bytes(predictor.info(), predictor.label, out, candles.stamps)
+        return Response(body, media_type="application/json")
 
     @app.get("/health", response_model=HealthResponse)
     def health() -> dict[str, Any]:
@@ -219,44 +206,6 @@ def create_app(
 
     app.add_middleware(_Guard, state=state, keys=keys, limiter=limiter, max_body=max_body_bytes)
     return app
-
-
-# ------------------------------------------------------------------ candles in, records out
-def candles_frame(candles: list[Candle]) -> pd.DataFrame:
-    """Request candles as an OHLCV frame, in the order sent (the contract check judges it)."""
-    try:
-        index = (
-            pd.DatetimeIndex(
-                [c.timestamp.astimezone(UTC).replace(tzinfo=None) for c in candles],
-                name="timestamp",
-            )
-            .tz_localize("UTC")
-            .as_unit("ns")
-        )
-    except (ValueError, OverflowError) as exc:  # pandas' OutOfBoundsDatetime is a ValueError
-        raise BadInputError(
-            f"candles: a timestamp is out of range ({exc}); send bar open times such as "
-            "2024-01-01T00:00:00Z"
-        ) from exc
-    data = {col: [float(getattr(c, col)) for c in candles] for col in _OHLCV}
-    return pd.DataFrame(data, index=index, dtype="float64")
-
-
-_OHLCV = ("open", "high", "low", "close", "volume")
-
-
-def prediction_records(out: pd.DataFrame) -> list[dict[str, Any]]:
-    """One JSON record per row: ISO UTC timestamp and the prediction columns, NaN -> None."""
-    stamps = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
-    cols = list(out.columns)
-    values = out.to_numpy(dtype=float)
-    return [
-        {
-            "timestamp": ts,
-            **{c: (None if math.isnan(v) else float(v)) for c, v in zip(cols, row, strict=True)},
-        }
-        for ts, row in zip(stamps, values, strict=True)
-    ]
 
 
 def _describe(errors: list[dict[str, Any]]) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cryptoai.errors import BadInputError
+from cryptoai.serve._plan import Plan
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Predictor:
     card: dict[str, Any]
     uri: str = ""
     _spec: Any = field(default=None, repr=False)
+    _plan: Any = field(default=None, repr=False)
 
     @property
     def outputs(self) -> list[str]:
@@ -66,6 +68,16 @@ class Predictor:
             self._spec = FeatureSpec.model_validate(self.card["feature_spec"])
         return self._spec
 
+    @property
+    def plan(self) -> Plan | None:
+        """The per-model fast path (``cryptoai.serve._plan``), built on first use; None for
+        models it does not cover."""
+        if self._plan is None:
+            plan = Plan.for_model(self.estimator, self.spec)
+            want = "predict" if self.card.get("task") == "regression" else "proba"
+            self._plan = plan if plan is not None and plan.kind == want else False
+        return self._plan or None
+
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "alias": self.alias}
 
@@ -83,8 +95,12 @@ class Predictor:
                 f"{self.min_bars} (warm-up {self.card.get('warmup_bars', 0)} bars + 1): "
                 "pass more history"
             )
-        X = build_features(df, self.spec)
-        values = self._raw(X)
+        plan = self.plan
+        raw = plan.predict(df) if plan is not None else None
+        if raw is not None:
+            values = self._columns(raw)
+        else:
+            values = self._columns(self._estimate(build_features(df, self.spec)))
         warmup = int(self.card.get("warmup_bars", 0))
         values[:warmup] = np.nan
         out = pd.DataFrame(values, index=df.index, columns=self.outputs)
@@ -92,14 +108,21 @@ class Predictor:
         out.attrs["model"] = self.info()
         return out
 
-    def _raw(self, X: pd.DataFrame) -> np.ndarray:
+    def _estimate(self, X: pd.DataFrame) -> np.ndarray:
+        """The estimator's raw output: ``predict`` (regression) or ``predict_proba``."""
+        if self.card.get("task") == "regression":
+            return self.estimator.predict(X)
+        return self.estimator.predict_proba(X)
+
+    def _columns(self, raw: np.ndarray) -> np.ndarray:
+        """The output columns from the estimator's raw output."""
         est = self.estimator
         if self.card.get("task") == "regression":
-            pred = np.asarray(est.predict(X), dtype=float).ravel()
+            pred = np.asarray(raw, dtype=float).ravel()
             return np.column_stack([pred, np.sign(pred)])
         from cryptoai.modeling.evaluation import direction_score
 
-        proba = np.asarray(est.predict_proba(X), dtype=float)
+        proba = np.asarray(raw, dtype=float)
         classes = [float(c) for c in getattr(est, "classes_", self.card.get("classes") or [])]
         score = direction_score(proba, classes)
         if self.label == "regime":
@@ -167,7 +190,9 @@ def load_predictor(model: str = DEFAULT_MODEL) -> Predictor:
 
 
 def _with_alias(p: Predictor, alias: str | None) -> Predictor:
-    return Predictor(p.name, p.version, alias, p.estimator, p.card, uri=p.uri, _spec=p._spec)
+    return Predictor(
+        p.name, p.version, alias, p.estimator, p.card, uri=p.uri, _spec=p._spec, _plan=p._plan
+    )
 
 
 def clear_cache() -> None:
