@@ -1,10 +1,11 @@
 """Trials through the parallel kernel (``run_compiled``) against one ``run_strategy`` each.
 
-The compiled path never records fills: it tallies the round trips inside the kernel and
-keeps every bar's equity, and the metrics come from ``metrics_table``. Each trial must get
-what an independent single backtest (fills, ``round_trips``, ``compute_metrics``) gives it,
-under every execution feature that changes fills: stops, ladders, leverage and
-liquidation, shorts, funding, the cost models, sizing modes and fill timing.
+The compiled path never records fills and keeps no per-bar array: it tallies the round
+trips and the returns' moments and per-block sums inside the kernel, and the metrics come
+from ``metrics_table``. Each trial must get what an independent single backtest (fills,
+``round_trips``, ``compute_metrics``, its returns through numpy and scipy) gives it, under
+every execution feature that changes fills: stops, ladders, leverage and liquidation,
+shorts, funding, the cost models, sizing modes and fill timing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from cryptoai.backtest import make_settings, run_strategy, sweeps
 from cryptoai.backtest.metrics import METRIC_NAMES, compute_metrics
+from cryptoai.optimize.moments import pbo_splits
+from cryptoai.optimize.stats import probability_of_backtest_overfitting
 from cryptoai.optimize.trials import SKIPPED, TrialRunner, bar_returns, run_chunk, run_compiled
 
 SETTINGS = {
@@ -64,6 +68,24 @@ def runner(data, strategy, settings):
     return TrialRunner(data, strategy, {}, make_settings(settings), "sharpe", 1)
 
 
+def assert_same_summary(got, returns: np.ndarray, label: str) -> None:
+    """The kernel's summary against the returns of a single backtest, through numpy/scipy."""
+    n_blocks = pbo_splits(len(returns))
+    size = len(returns) // n_blocks
+    body = returns[: n_blocks * size].reshape(n_blocks, size)
+    assert (got.n_obs, got.block_size, got.block_sums.shape) == (len(returns), size, (2, n_blocks))
+    close = {"rel": 1e-9, "abs": 1e-15}
+    np.testing.assert_allclose(got.block_sums[0], body.sum(axis=1), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(got.block_sums[1], (body**2).sum(axis=1), rtol=1e-9, atol=1e-18)
+    assert got.mean == pytest.approx(returns.mean(), **close), label
+    if returns.std() == 0:
+        assert math.isnan(got.skew) and math.isnan(got.kurtosis), label
+        return
+    assert got.std == pytest.approx(returns.std(ddof=1), rel=1e-9), label
+    assert got.skew == pytest.approx(sps.skew(returns), rel=1e-6, abs=1e-9), label
+    assert got.kurtosis == pytest.approx(sps.kurtosis(returns, fisher=False), rel=1e-6), label
+
+
 def assert_same_metrics(got: dict, want: dict, label: str) -> None:
     assert list(got) == list(METRIC_NAMES), label
     for name in METRIC_NAMES:
@@ -88,8 +110,8 @@ def test_compiled_trials_equal_single_backtests(ohlcv, case, strategy):
         label = f"{strategy} {combo} / {case}"
         assert trial.params == combo
         assert_same_metrics(trial.metrics, compute_metrics(single), label)
-        # the equity is the same sums in the same order: equal to the last bit
-        np.testing.assert_array_equal(trial.returns, bar_returns(single), err_msg=label)
+        assert trial.returns is None  # a summary, not a per-bar array
+        assert_same_summary(trial.summary, bar_returns(single), label)
         traded += len(single.trades) > 0
     assert traded >= len(combos) // 2  # the cases do trade: the tallies are exercised
 
@@ -116,7 +138,7 @@ def test_blocks_keep_the_order_and_skipped_sets_keep_their_place(ohlcv, monkeypa
     blocked_rsi = run_chunk(runner(data, "rsi_reversion", {}), rsi)
     for a, b in zip(whole_rsi, blocked_rsi, strict=True):
         assert_same_metrics(b.metrics, a.metrics, str(a.params))
-        np.testing.assert_array_equal(a.returns, b.returns)
+        np.testing.assert_array_equal(a.summary.block_sums, b.summary.block_sums)
 
 
 def test_sweep_statistics_are_unchanged_by_the_equity_output(ohlcv):
@@ -174,3 +196,31 @@ def test_path_stats_equal_the_numpy_definitions_on_awkward_curves():
         assert stats[0, MAX_DD] == drawdown(s, cash).min()
         assert stats[0, DD_BARS] == max_drawdown_duration(s, cash)
         assert stats[0, MEAN_EQUITY] == pytest.approx(e.mean(), rel=1e-12)
+
+
+def test_pbo_and_deflated_sharpe_from_summaries_equal_those_from_the_returns(ohlcv):
+    """The sweep statistics of compiled trials (no returns kept) against the same
+    statistics on the returns matrix of one backtest per set."""
+    from cryptoai.optimize.significance import sweep_statistics
+    from cryptoai.optimize.trials import TrialRunner
+
+    data = ohlcv(n=1500, seed=8)
+    combos = [
+        {"window": w, "lower": lo, "upper": 100 - lo}
+        for w in (6, 10, 14, 20)
+        for lo in (20, 30, 40)
+    ]
+    run = TrialRunner(data, "rsi_reversion", {}, make_settings({}), "sharpe", 1)
+    compiled = run_compiled(run, list(enumerate(combos)))
+    single = [run.run(i, c) for i, c in enumerate(combos)]  # trials with returns
+    assert all(t.returns is not None for t in single)
+    matrix = np.column_stack([t.returns for t in single if t.state == "complete"])
+    want_pbo = probability_of_backtest_overfitting(matrix, n_splits=pbo_splits(len(data)))
+    best_c = max((t for t in compiled if t.value is not None), key=lambda t: t.value)
+    best_s = next(t for t in single if t.number == best_c.number)
+    got = sweep_statistics(compiled, best_c, 8760.0)
+    want = sweep_statistics(single, best_s, 8760.0)
+    assert got["pbo"] == want["pbo"] == want_pbo
+    assert 0.0 <= want_pbo <= 1.0 and got["n_complete"] == matrix.shape[1] > 5
+    for key in ("deflated_sharpe", "sharpe_variance", "best_sharpe_per_bar", "skew", "kurtosis"):
+        assert got[key] == pytest.approx(want[key], rel=1e-6), key

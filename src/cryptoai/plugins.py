@@ -44,6 +44,18 @@ def load_plugins(paths: Iterable[str | Path], *, base: str | Path | None = None)
     return names
 
 
+def loaded() -> list[str]:
+    """The plugins this process has loaded (resolved paths and module names), in order."""
+    return list(_loaded)
+
+
+def load_targets(targets: Iterable[str]) -> None:
+    """Load ``loaded()`` of another process (a spawned worker: it starts with no plugins,
+    and unpickling its work needs their classes under the same module names)."""
+    for key in targets:
+        _import(Path(key) if Path(key).is_file() else key)
+
+
 def load_entry_points() -> list[str]:
     """Import the modules of the ``cryptoai.plugins`` entry-point group, once per process."""
     global _entry_points_loaded

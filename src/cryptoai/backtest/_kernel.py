@@ -25,12 +25,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from cryptoai._jitcache import drop_stale
-from cryptoai.backtest import _paths
-from cryptoai.backtest._paths import path_row
-
-# simulate_many carries a compiled copy of path_row: a changed _paths must recompile it.
-drop_stale(__file__, _paths.__file__)
+from cryptoai.backtest._paths import (
+    DD_BARS,
+    DOWNSIDE,
+    KURTOSIS,
+    MAX_DD,
+    MEAN,
+    MEAN_EQUITY,
+    SKEW,
+    STD,
+)
 
 # --- parameter vector P -------------------------------------------------------------------
 P_FEE = 0  # taker fee rate (fraction of traded value)
@@ -751,22 +755,59 @@ def _target_at(targets, j, fast, slow, crossover, i, state, gap):
 
 
 @phase_jit
-def _account(eq, acc):
-    """Drawdown and sums of bar returns after a bar closing at equity ``eq``;
-    ``acc`` = (previous equity, peak, drawdown floor, max drawdown, sum r, sum r**2)."""
-    prev, peak, floor, mdd, sr, sr2 = acc
-    if eq != prev:  # flat bars change nothing (their return is 0)
-        if eq > peak:
-            peak = eq
-            floor = peak * (1.0 - mdd)
-        elif eq < floor:  # a deeper drawdown: the only place that divides
-            mdd = 1.0 - eq / peak
-            floor = eq
+def _account(eq, i, acc, full, B, size):
+    """Accumulate the bar ``i`` closing at equity ``eq`` into ``acc`` = (previous equity,
+    peak, drawdown floor, max drawdown, sum r, sum r**2; and with ``full``: sum of the
+    negative r**2, sum r**3, sum r**4, sum of the equity, position of the last peak, 1 when
+    at the peak, longest time under water). With ``full``, ``B`` collects sums of r and r**2
+    per block of ``size`` bars (first half, second half; bars past the last block are left
+    out). Positions count the initial cash as 0, bar ``i`` as ``i + 1`` (as ``_paths``)."""
+    prev, peak, floor, mdd, sr, sr2, down, sr3, sr4, seq, last, at, longest = acc
+    if full:
+        seq += eq
+    if eq != prev:  # flat bars change nothing else (their return is 0)
+        if eq >= peak:
+            if full and at == 0.0:  # regains the peak lost after ``last``
+                longest = max(longest, i + 1.0 - last)
+            if eq > peak:
+                peak = eq
+                floor = peak * (1.0 - mdd)
+            last = i + 1.0
+            at = 1.0
+        else:
+            at = 0.0
+            if eq < floor:  # a deeper drawdown: the only place that divides
+                mdd = 1.0 - eq / peak
+                floor = eq
         r = eq / prev - 1.0 if prev > 0.0 else 0.0
+        r2 = r * r
         sr += r
-        sr2 += r * r
+        sr2 += r2
+        if full:
+            if r < 0.0:
+                down += r2
+            sr3 += r2 * r
+            sr4 += r2 * r2
+            nb = B.shape[0] // 2
+            b = i // size if size > 0 else nb
+            if b < nb:
+                B[b] += r
+                B[nb + b] += r2
         prev = eq
-    return prev, peak, floor, mdd, sr, sr2
+    elif at != 0.0:  # an unchanged equity at the peak is the last peak so far
+        last = i + 1.0
+    return prev, peak, floor, mdd, sr, sr2, down, sr3, sr4, seq, last, at, longest
+
+
+@phase_jit
+def _flat(acc, cash, bars, end):
+    """``bars`` bars of a flat account, up to bar ``end`` (excluded), skipped unseen: the
+    equity sum moves, and the last peak when the account sits at its peak."""
+    prev, peak, floor, mdd, sr, sr2, down, sr3, sr4, seq, last, at, longest = acc
+    seq += cash * bars
+    if at != 0.0:
+        last = float(end)
+    return prev, peak, floor, mdd, sr, sr2, down, sr3, sr4, seq, last, at, longest
 
 
 # The quiet stretches of ``simulate_many``: tight loops of their own (not inlined, so that
@@ -777,7 +818,7 @@ def _account(eq, acc):
 
 
 @step_jit
-def _quiet_cross(fast, slow, close, i, end, held, cash, u, mark, acc):
+def _quiet_cross(fast, slow, close, i, end, held, cash, u, mark, acc, full, B, size):
     """Crossover targets: only a cross away from ``held`` (1: below, 0: above) changes it."""
     gap = fast[i - 1] - slow[i - 1]
     up = held == 0.0
@@ -791,14 +832,14 @@ def _quiet_cross(fast, slow, close, i, end, held, cash, u, mark, acc):
         elif d < 0.0 and gap >= 0.0:
             break
         if mark:
-            acc = _account(cash + u * close[k], acc)
+            acc = _account(cash + u * close[k], i + k, acc, full, B, size)
         gap = d
         k += 1
     return i + k, acc
 
 
 @step_jit
-def _quiet_targets(targets, close, i, end, held, cash, u, mark, acc):
+def _quiet_targets(targets, close, i, end, held, cash, u, mark, acc, full, B, size):
     """Target series: a non-NaN target other than ``held`` changes it."""
     targets, close = targets[i:end], close[i:end]
     k = 0
@@ -807,7 +848,7 @@ def _quiet_targets(targets, close, i, end, held, cash, u, mark, acc):
         if t == t and t != held:
             break
         if mark:
-            acc = _account(cash + u * close[k], acc)
+            acc = _account(cash + u * close[k], i + k, acc, full, B, size)
         k += 1
     return i + k, acc
 
@@ -822,7 +863,7 @@ _TALLIES = (S_WINS, S_GAINS, S_LOSSES, S_PNL, S_TRET, S_FEES, S_NOTIONAL)
 
 @njit(cache=True, parallel=True, _nrt=False)
 def simulate_many(
-    S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods_per_year, res, EQ, PS
+    S, P, M, targets, lines, fast_rows, slow_rows, F, OUT, periods_per_year, res, PS, BS, size
 ):
     """Summary statistics of many runs, in parallel over runs; fills are not recorded.
 
@@ -832,28 +873,30 @@ def simulate_many(
     materialized). ``S`` holds one state row per run; ``P`` must have recording off.
     Writes per run (``RES_*`` columns of ``res``): final equity, max drawdown (<= 0),
     annualized Sharpe of bar returns, round trips, funding paid, bars held, and the
-    round-trip tallies (wins, gains, losses, pnl, returns, fees, traded value). Unless ``EQ``
-    has no columns (shape ``(1, 0)``), the run's equity at every close goes to ``EQ[j]``,
-    which ``_paths.path_row`` then turns into the per-bar returns, with the path statistics
-    in ``PS[j]``. Between target changes a
-    ``quiet`` run only marks to market (and a flat one, with finite closes, not even that:
-    its equity stays put).
+    round-trip tallies (wins, gains, losses, pnl, returns, fees, traded value). Unless
+    ``PS`` has no columns (shape ``(1, 0)``), also the path statistics of the bar returns
+    (``_paths`` columns: mean, std, downside deviation, max drawdown, longest time under
+    water, mean equity, skewness, kurtosis) in ``PS[j]`` and their sums per block of
+    ``size`` bars in ``BS[j]`` (sums of r, then of r**2), as the run goes: no per-bar
+    array is kept. Between target changes a ``quiet`` run only marks to market (and a
+    flat one, with finite closes, not even that: its equity stays put).
     """
     crossover = targets.shape[0] == 0
     runs = fast_rows.shape[0] if crossover else targets.shape[0]
     n = M[0].shape[0]
     close = M[M_CLOSE]
-    write = EQ.shape[1] > 0
+    full = PS.shape[1] > 0
     finite = True
     for i in range(n):
         if not math.isfinite(close[i]):
             finite = False
     for j in prange(runs):
         s = S[j]
-        eq_row = EQ[j] if write else EQ[0]
+        B = BS[j] if full else BS[0]
         last_target = 0.0
         cash0 = s[S_CASH]
-        acc = (cash0, cash0, cash0, 0.0, 0.0, 0.0)  # see _account
+        # see _account: the initial cash is the first peak, at position 0
+        acc = (cash0, cash0, cash0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
         state = 0.0
         gap = math.nan
         fast = lines[fast_rows[j]] if crossover else close
@@ -870,10 +913,7 @@ def simulate_many(
             if has:
                 last_target = t
             close_phase(s, F, P, M, OUT, i, has, t, K_MARKET, math.nan, i == n - 1)
-            eq = s[S_CASH] + s[S_UNITS] * close[i]
-            acc = _account(eq, acc)
-            if write:
-                eq_row[i] = eq
+            acc = _account(s[S_CASH] + s[S_UNITS] * close[i], i, acc, full, B, size)
             if s[S_UNITS] != 0.0:
                 exposed += 1
             i += 1
@@ -887,20 +927,22 @@ def simulate_many(
                 start = i
                 if crossover:
                     i, acc = _quiet_cross(
-                        fast, slow, close, i, n - 1, last_target, cash, u, mark, acc
-                    )
+                        fast, slow, close, i, n - 1, last_target, cash, u, mark, acc,
+                        full, B, size,
+                    )  # fmt: skip
                     state = last_target
                     gap = fast[i - 1] - slow[i - 1]
                 else:
                     i, acc = _quiet_targets(
-                        targets[j], close, i, n - 1, last_target, cash, u, mark, acc
-                    )
+                        targets[j], close, i, n - 1, last_target, cash, u, mark, acc,
+                        full, B, size,
+                    )  # fmt: skip
                 if u != 0.0:
                     exposed += i - start
-                if write:
-                    _mark_rows(eq_row, close, start, i, cash, u)
+                elif full and not mark:
+                    acc = _flat(acc, cash, i - start, i)
             t, state, gap = _target_at(targets, j, fast, slow, crossover, i, state, gap)
-        prev, _, _, mdd, sr, sr2 = acc
+        prev, _, _, mdd, sr, sr2, down, sr3, sr4, seq, last, at, longest = acc
         mean = sr / n
         var = (sr2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
         res[j, RES_EQUITY] = prev
@@ -912,15 +954,30 @@ def simulate_many(
         res[j, RES_EXPOSED] = exposed
         for q in range(len(_TALLIES)):
             res[j, RES_WINS + q] = s[_TALLIES[q]]
-        if write and n > 0:
-            path_row(eq_row, cash0, eq_row, PS[j])
+        if full and n > 0:
+            _moments(PS[j], n, sr, sr2, sr3, sr4, down)
+            PS[j, MAX_DD] = -mdd
+            PS[j, DD_BARS] = max(longest, n - last) if at == 0.0 else longest
+            PS[j, MEAN_EQUITY] = seq / n
 
 
 @step_jit
-def _mark_rows(eq_row, close, start, end, cash, u):
-    """Equity at the closes of a quiet stretch (the same sum the close phase writes)."""
-    for q in range(start, end):
-        eq_row[q] = cash + u * close[q]
+def _moments(out, n, s1, s2, s3, s4, down):
+    """Mean, standard deviation (ddof 1), downside deviation, skewness and (non-excess)
+    kurtosis of ``n`` returns from their sums of powers (``_paths`` columns)."""
+    mean = s1 / n
+    m2 = max(s2 / n - mean * mean, 0.0)
+    out[MEAN] = mean
+    out[STD] = math.sqrt(m2 * n / (n - 1)) if n > 1 else math.nan
+    out[DOWNSIDE] = math.sqrt(down / n)
+    if m2 > 0.0:
+        m3 = s3 / n - 3.0 * mean * (s2 / n) + 2.0 * mean**3
+        m4 = s4 / n - 4.0 * mean * (s3 / n) + 6.0 * mean * mean * (s2 / n) - 3.0 * mean**4
+        out[SKEW] = m3 / m2**1.5
+        out[KURTOSIS] = m4 / (m2 * m2)
+    else:
+        out[SKEW] = math.nan
+        out[KURTOSIS] = math.nan
 
 
 @njit(cache=True)

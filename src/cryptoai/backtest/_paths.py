@@ -1,6 +1,7 @@
 """One compiled pass over each equity curve: the per-bar returns and the path statistics
-that ``metrics.metrics_table`` turns into metrics. The sweep kernel runs ``path_row`` on
-each run's curve as soon as the run ends (while it is still in cache).
+that ``metrics.metrics_table`` turns into metrics (one backtest's curve). The sweep kernel
+computes the same statistics bar by bar as its runs go, from sums of powers of the returns,
+and keeps no curve at all.
 
 The formulas are those of ``metrics`` (``path_returns``, ``drawdown``,
 ``max_drawdown_duration``), evaluated bar by bar so that a sweep of hundreds of curves costs
@@ -14,9 +15,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-#: columns of ``path_stats``'s output
-MEAN, STD, DOWNSIDE, MAX_DD, DD_BARS, MEAN_EQUITY = range(6)
-N_STATS = 6
+#: columns of ``path_stats``'s output (and of the sweep kernel's, computed as it runs)
+MEAN, STD, DOWNSIDE, MAX_DD, DD_BARS, MEAN_EQUITY, SKEW, KURTOSIS = range(8)
+N_STATS = 8
 
 
 @njit(cache=True, _nrt=False)
@@ -56,15 +57,23 @@ def path_row(e, cash, r, out):  # pragma: no cover - compiled
         longest = max(longest, n - last_peak)
     mean = total / n
     dev = 0.0
+    dev3 = 0.0
+    dev4 = 0.0
     down = 0.0
     for i in range(n):
         d = r[i] - mean
-        dev += d * d
+        d2 = d * d
+        dev += d2
+        dev3 += d2 * d
+        dev4 += d2 * d2
         lo = min(r[i], 0.0)
         down += lo * lo
     out[MEAN] = mean
     out[STD] = math.sqrt(dev / (n - 1)) if n > 1 else math.nan
     out[DOWNSIDE] = math.sqrt(down / n)
+    m2 = dev / n
+    out[SKEW] = (dev3 / n) / m2**1.5 if m2 > 0.0 else math.nan  # scipy's biased skew
+    out[KURTOSIS] = (dev4 / n) / (m2 * m2) if m2 > 0.0 else math.nan  # non-excess
     out[MAX_DD] = worst
     out[DD_BARS] = longest
     out[MEAN_EQUITY] = marked / n
@@ -80,7 +89,8 @@ def path_stats(equity: np.ndarray, initial_cash: float) -> tuple[np.ndarray, np.
     """``(returns, stats)`` of a (runs x bars) equity matrix: the per-bar simple returns
     (the first bar against the initial cash, 0 once wiped out) and per run the mean and
     standard deviation (ddof 1) of those returns, the downside deviation, the max drawdown
-    (<= 0), the longest time under water in bars and the mean equity (``N_STATS`` columns)."""
+    (<= 0), the longest time under water in bars, the mean equity, and the returns'
+    skewness and (non-excess) kurtosis, as scipy's biased estimators (``N_STATS`` columns)."""
     equity = np.ascontiguousarray(equity, dtype="float64")
     returns = np.empty_like(equity)
     out = np.empty((equity.shape[0], N_STATS))

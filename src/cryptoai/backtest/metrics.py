@@ -255,7 +255,7 @@ def compute_metrics(
         pd.DatetimeIndex(equity.index),
         float(result.initial_cash),
         {key: np.asarray([value], dtype="float64") for key, value in tallies.items()},
-        path_stats(values[None, :], float(result.initial_cash)),
+        path_stats(values[None, :], float(result.initial_cash))[1],
         periods_per_year,
         min_days=min_days,
         min_bars=min_bars,
@@ -279,7 +279,7 @@ def metrics_table(
     index: pd.DatetimeIndex,
     initial_cash: float,
     tallies: dict[str, np.ndarray],
-    paths: tuple[np.ndarray, np.ndarray],
+    stats: np.ndarray,
     periods_per_year: float | None = None,
     *,
     min_days: float = MIN_SPAN_DAYS,
@@ -289,13 +289,13 @@ def metrics_table(
 
     ``final_equity``: each run's equity at the last close; ``tallies``: one array per
     ``TALLY_NAMES`` entry (the round trips are tallied by the kernel as it runs, so a
-    sweep needs no fills); ``paths``: the runs' (returns, statistics), from
-    ``_paths.path_stats`` or the sweep kernel. ``compute_metrics`` is the one-run case.
+    sweep needs no fills); ``stats``: the runs' path statistics (``_paths`` columns, from
+    ``_paths.path_stats`` or the sweep kernel). ``compute_metrics`` is the one-run case.
     """
     from cryptoai.backtest._paths import DD_BARS, DOWNSIDE, MAX_DD, MEAN, MEAN_EQUITY, STD
 
-    returns, stats = paths
-    runs, n = returns.shape
+    runs = stats.shape[0]
+    n = len(index)
     if n == 0:
         raise BadInputError("the backtest has no bars: give data covering at least one bar")
     if not periods_per_year and n < 2:

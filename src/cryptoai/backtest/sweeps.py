@@ -150,14 +150,16 @@ def simulate_strategies(
     settings: ExecutionSettings,
     *,
     funding: pd.Series | None = None,
-    equity: bool = False,
+    paths: int | None = None,
     progress: bool = False,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+) -> Iterator[tuple[int, np.ndarray, tuple[np.ndarray, np.ndarray] | None]]:
     """Run strategies of one class (all with vectorized signals) on ``data`` through the
     parallel kernel, in blocks: yields ``(first, res, paths)`` per block, ``res`` the
-    kernel's ``RES_*`` columns for strategies ``first ..``, ``paths`` (``equity=True``; else
-    None) their per-bar returns and path statistics (``_paths.path_stats``'s pair). The data
-    must already be validated.
+    kernel's ``RES_*`` columns for strategies ``first ..``, and, when ``paths`` is a number
+    of blocks (else None), each run's path statistics (``_paths`` columns) and the sums of
+    its returns and squared returns per block (``paths`` blocks of ``len(data) // paths``
+    bars: what the PBO needs, without keeping any per-bar array). The data must already be
+    validated.
     """
     cls = type(strategies[0])
     m = market_matrix(data, settings, funding, lean=True)
@@ -165,7 +167,7 @@ def simulate_strategies(
     n = len(data)
     block = max(1, min(len(strategies), BLOCK_BYTES // (8 * n)))
     crossover = hasattr(cls, "crossover_lines")
-    if crossover and not equity:  # statistics only: every strategy in one call
+    if crossover:  # no per-bar array is built: every strategy in one call
         block = len(strategies)
     starts = range(0, len(strategies), block)
     bar = tqdm(starts, disable=not progress, desc=f"sweep {cls.name}", unit="block")
@@ -173,11 +175,11 @@ def simulate_strategies(
         lines, fast_rows, slow_rows = _crossover_table(cls, strategies, data)
         for first in bar:
             rows = slice(first, first + block)
-            res, paths = _simulate_block(
-                m, p, settings, data.index, equity=equity,
+            res, out = _simulate_block(
+                m, p, settings, data.index, paths=paths,
                 lines=lines, fast_rows=fast_rows[rows], slow_rows=slow_rows[rows],
             )  # fmt: skip
-            yield first, res, paths
+            yield first, res, out
         return
     shared: dict[Any, Any] = {}
     for first in bar:
@@ -186,8 +188,8 @@ def simulate_strategies(
         for row, strat in enumerate(chunk):
             strat.cache = shared
             targets[row] = align(strat.signals(data), data.index, f"{cls.name} signals")
-        res, paths = _simulate_block(m, p, settings, data.index, targets=targets, equity=equity)
-        yield first, res, paths
+        res, out = _simulate_block(m, p, settings, data.index, targets=targets, paths=paths)
+        yield first, res, out
 
 
 def _crossover_table(
@@ -229,11 +231,11 @@ def _simulate_block(
     lines: np.ndarray | None = None,
     fast_rows: np.ndarray | None = None,
     slow_rows: np.ndarray | None = None,
-    equity: bool = False,
+    paths: int | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Run a block of target series, or of crossovers of ``lines`` rows, in parallel:
-    the kernel's ``RES_*`` columns, and with ``equity`` the per-bar returns and path
-    statistics of every run (computed from the equity at every close)."""
+    the kernel's ``RES_*`` columns, and with ``paths`` (a number of blocks) every run's
+    path statistics and per-block sums of returns and squared returns."""
     if targets is None:
         runs = len(fast_rows)
         targets = np.empty((0, 0))
@@ -245,8 +247,10 @@ def _simulate_block(
     p[k.P_RECORD] = 0.0  # the parallel kernel has no fill buffers
     states = np.tile(k.new_state(cfg.initial_cash), (runs, 1))
     res = np.empty((runs, k.N_RES))
-    eq = np.empty((runs, len(index))) if equity else np.empty((1, 0))
-    stats = np.empty((runs if equity else 1, N_STATS))
+    full = paths is not None
+    stats = np.empty((runs, N_STATS)) if full else np.empty((1, 0))
+    blocks = np.zeros((runs, 2 * paths)) if full else np.empty((1, 0))
+    size = len(index) // paths if full and paths > 0 else 0
     k.simulate_many(
         states,
         p,
@@ -259,10 +263,11 @@ def _simulate_block(
         np.empty((k.N_OUT, 0)),
         periods_per_year(index, strict=False),
         res,
-        eq,
         stats,
+        blocks,
+        size,
     )
-    return res, ((eq, stats) if equity else None)  # eq holds the returns now
+    return res, ((stats, blocks) if full else None)
 
 
 def _stats_frame(res: np.ndarray, cfg: ExecutionSettings) -> pd.DataFrame:

@@ -121,14 +121,32 @@ def run_candidates(
 
 
 def _context() -> mp.context.BaseContext:
-    """fork where available: workers inherit the registered strategies (plugins included)."""
+    """fork where available: workers inherit the registered strategies (plugins included);
+    spawn once this process has loaded GNU OpenMP (xgboost, parts of scikit-learn), whose
+    runtime aborts a forked child that uses it ("fork() called from a process already using
+    GNU OpenMP"), e.g. in a notebook that trained a model before optimizing."""
     methods = mp.get_all_start_methods()
-    return mp.get_context("fork" if "fork" in methods else "spawn")
+    if "fork" in methods and not _openmp_loaded():
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+def _openmp_loaded() -> bool:
+    try:
+        return "libgomp" in Path("/proc/self/maps").read_text(errors="replace")
+    except OSError:  # not Linux: no way to tell, and fork is not the default there anyway
+        return False
 
 
 @contextlib.contextmanager
 def _pool(workers: int):
-    pool = _context().Pool(workers)
+    from cryptoai import plugins
+
+    ctx = _context()
+    if ctx.get_start_method() == "fork":
+        pool = ctx.Pool(workers)
+    else:  # a fresh interpreter: load this process's plugins before any work arrives
+        pool = ctx.Pool(workers, initializer=plugins.load_targets, initargs=(plugins.loaded(),))
     try:
         yield pool
         pool.close()

@@ -1,8 +1,9 @@
 """The statistics of a sweep: how much of its best result the number of trials explains.
 
 Built on `cryptoai.optimize.stats` (deflated Sharpe ratio, PBO, expected maximum Sharpe).
-Sharpe ratios here are per bar, computed from each trial's bar returns; the annualized
-equivalents are the per-bar ones times ``sqrt(periods_per_year)``.
+Sharpe ratios here are per bar, from each trial's ``ReturnsSummary`` (the moments of its bar
+returns and their per-block sums: `cryptoai.optimize.moments`); the annualized equivalents
+are the per-bar ones times ``sqrt(periods_per_year)``.
 """
 
 from __future__ import annotations
@@ -13,38 +14,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from cryptoai.errors import BadInputError
+from cryptoai.optimize.moments import summarize
 from cryptoai.optimize.stats import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
+    pbo_from_block_sums,
     probabilistic_sharpe_ratio,
-    probability_of_backtest_overfitting,
 )
 from cryptoai.optimize.trials import COMPLETE, Trial
 
 log = logging.getLogger(__name__)
-
-PBO_MAX_SPLITS = 16
-PBO_MIN_BARS_PER_BLOCK = 10
-
-
-def per_bar_sharpe(returns: np.ndarray) -> float:
-    """mean / std (ddof=1) of bar returns; NaN when flat or too short."""
-    r = np.asarray(returns, dtype="float64")
-    if len(r) < 2:
-        return math.nan
-    sd = r.std(ddof=1)
-    return float(r.mean() / sd) if sd > 0 else math.nan
-
-
-def pbo_splits(n_bars: int) -> int:
-    """16 blocks, or fewer (even) when the bars are too few for ``PBO_MIN_BARS_PER_BLOCK``."""
-    s = PBO_MAX_SPLITS
-    while s > 2 and n_bars // s < PBO_MIN_BARS_PER_BLOCK:
-        s -= 2
-    return s
 
 
 def sweep_statistics(
@@ -60,14 +41,14 @@ def sweep_statistics(
     tried). ``n_trials_total`` (the ledger's count for this data) adds the same ratio
     deflated by every trial this data has seen.
     """
-    done = [t for t in trials if t.state == COMPLETE and t.returns is not None]
+    done = [t for t in trials if t.state == COMPLETE and t.returns_summary() is not None]
     n = len(trials)
     out: dict[str, Any] = {
         "n_trials": n,
         "n_complete": len(done),
         "n_failed": n - len(done),
     }
-    srs = np.array([per_bar_sharpe(t.returns) for t in done])
+    srs = np.array([t.returns_summary().sharpe for t in done])
     finite = srs[np.isfinite(srs)]
     var = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
     root = math.sqrt(periods_per_year)
@@ -87,25 +68,26 @@ def sweep_statistics(
 
 def _deflated(best: Trial | None, n: int, var: float, root: float, prefix: str) -> dict:
     key = f"{prefix}deflated_sharpe"
-    if best is None or best.returns is None or n < 1:
+    summary = best.returns_summary() if best is not None else None
+    if summary is None or n < 1:
         return {key: None}
-    r = best.returns
-    sr = per_bar_sharpe(r)
-    skew = float(sps.skew(r)) if len(r) > 2 else 0.0
-    kurt = float(sps.kurtosis(r, fisher=False)) if len(r) > 3 else 3.0
+    n_obs = summary.n_obs
+    sr = summary.sharpe
+    skew = summary.skew if n_obs > 2 and math.isfinite(summary.skew) else 0.0
+    kurt = summary.kurtosis if n_obs > 3 and math.isfinite(summary.kurtosis) else 3.0
     out: dict[str, Any] = {}
     if not prefix:
         out = {
             "best_sharpe_per_bar": sr,
             "best_sharpe_annualized": sr * root,
-            "n_obs": len(r),
+            "n_obs": n_obs,
             "skew": skew,
             "kurtosis": kurt,
         }
     if not math.isfinite(sr):
         return out | {key: None}
     try:
-        out[key] = deflated_sharpe_ratio(sr, n, var, len(r), skew, kurt)
+        out[key] = deflated_sharpe_ratio(sr, n, var, n_obs, skew, kurt)
     except BadInputError as exc:
         log.info("deflated Sharpe ratio unavailable: %s", exc)
         out[key] = None
@@ -113,26 +95,35 @@ def _deflated(best: Trial | None, n: int, var: float, root: float, prefix: str) 
 
 
 def _pbo(done: Sequence[Trial]) -> tuple[float | None, int | None]:
+    """PBO over the completed trials' per-block sums (all on the same bars and blocks)."""
     if len(done) < 2:
         return None, None
-    matrix = np.column_stack([t.returns for t in done])
-    splits = pbo_splits(matrix.shape[0])
-    try:
-        return probability_of_backtest_overfitting(matrix, n_splits=splits), splits
-    except BadInputError as exc:
-        log.info("PBO unavailable: %s", exc)
+    summaries = [t.returns_summary() for t in done]
+    first = summaries[0]
+    splits = first.block_sums.shape[1]
+    if any(
+        s.n_obs != first.n_obs or s.block_sums.shape != first.block_sums.shape for s in summaries
+    ):
+        log.info("PBO unavailable: the trials' returns cover different bars")
         return None, splits
+    if first.n_obs < 2 * splits or not first.block_size:
+        log.info("PBO unavailable: %d bars are too few for %d splits", first.n_obs, splits)
+        return None, splits
+    s1 = np.column_stack([s.block_sums[0] for s in summaries])
+    s2 = np.column_stack([s.block_sums[1] for s in summaries])
+    if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
+        log.info("PBO unavailable: returns hold NaN or infinite values")
+        return None, splits
+    return pbo_from_block_sums(s1, s2, first.block_size), splits
 
 
 def oos_sharpe_probability(returns: np.ndarray) -> float | None:
     """P(true Sharpe > 0) of out-of-sample returns (the probabilistic Sharpe ratio)."""
-    r = np.asarray(returns, dtype="float64")
-    sr = per_bar_sharpe(r)
-    if not math.isfinite(sr) or len(r) < 4:
+    summary = summarize(returns)
+    sr = summary.sharpe
+    if not math.isfinite(sr) or summary.n_obs < 4:
         return None
     try:
-        return probabilistic_sharpe_ratio(
-            sr, len(r), 0.0, float(sps.skew(r)), float(sps.kurtosis(r, fisher=False))
-        )
+        return probabilistic_sharpe_ratio(sr, summary.n_obs, 0.0, summary.skew, summary.kurtosis)
     except BadInputError:
         return None

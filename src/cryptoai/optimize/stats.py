@@ -117,13 +117,21 @@ def probability_of_backtest_overfitting(
     size = n_bars // n_splits
     blocks = m[: size * n_splits].reshape(n_splits, size, n_trials)
     # Per block sums let every half's Sharpe come from sums, not a re-read of the bars.
-    s1 = blocks.sum(axis=1)
-    s2 = (blocks**2).sum(axis=1)
+    return pbo_from_block_sums(blocks.sum(axis=1), (blocks**2).sum(axis=1), size)
+
+
+def pbo_from_block_sums(s1: np.ndarray, s2: np.ndarray, block_size: int) -> float:
+    """PBO from each trial's sums of returns (``s1``) and of squared returns (``s2``) over
+    ``n_splits`` blocks of ``block_size`` bars (both ``n_splits x trials``): what
+    ``probability_of_backtest_overfitting`` computes from the returns themselves."""
+    s1 = np.asarray(s1, dtype="float64")
+    s2 = np.asarray(s2, dtype="float64")
+    n_splits, n_trials = s1.shape
     half = n_splits // 2
     combos = np.array(list(itertools.combinations(range(n_splits), half)), dtype=np.int64)
     chosen = np.zeros((len(combos), n_splits), dtype=bool)
     chosen[np.arange(len(combos))[:, None], combos] = True
-    n_half = half * size
+    n_half = half * block_size
 
     def sharpe(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         mean = a / n_half

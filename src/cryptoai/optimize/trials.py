@@ -1,12 +1,14 @@
 """One trial: a strategy with one parameter set, backtested with the sweep's settings.
 
 Strategies with vectorized signals run many trials at once through the parallel kernel
-(``run_chunk``), which tallies the round trips as it goes and keeps every bar's equity:
-the metrics are those of one ``run_strategy`` + ``compute_metrics`` per set, at a small
-fraction of the cost. Event-driven strategies run one backtest per trial.
+(``run_chunk``), which tallies the round trips and the returns' moments as it goes: the
+metrics are those of one ``run_strategy`` + ``compute_metrics`` per set, at a small
+fraction of the cost, and no per-bar array is kept. Event-driven strategies run one
+backtest per trial.
 
-A trial keeps its metrics (``compute_metrics`` keys) for the results and its per-bar returns
-for the statistics (PBO needs every trial's returns on the same bars). Its state is
+A trial keeps its metrics (``compute_metrics`` keys) for the results and, for the
+statistics, a ``ReturnsSummary`` of its per-bar returns (moments and the per-block sums
+the PBO needs; ``cryptoai.optimize.moments``), or the returns themselves. Its state is
 ``complete``, or ``failed`` when it made fewer than ``min_trades`` trades or its objective is
 undefined (a flat equity has no Sharpe ratio): a failed trial is counted, never ranked.
 """
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cryptoai.errors import BadInputError
+from cryptoai.optimize.moments import ReturnsSummary, from_kernel, pbo_splits, summarize
 
 COMPLETE, FAILED, SKIPPED = "complete", "failed", "skipped"
 
@@ -29,7 +32,8 @@ COMPLETE, FAILED, SKIPPED = "complete", "failed", "skipped"
 @dataclass
 class Trial:
     """What one parameter set did. ``value`` is the objective (None unless complete);
-    ``returns`` the per-bar returns (not written to results.json)."""
+    ``returns`` the per-bar returns, or ``summary`` what the statistics need of them
+    (neither is written to results.json)."""
 
     number: int
     params: dict[str, Any]
@@ -39,6 +43,13 @@ class Trial:
     reason: str = ""
     returns: np.ndarray | None = field(default=None, repr=False)
     window: int | None = None
+    summary: ReturnsSummary | None = field(default=None, repr=False)
+
+    def returns_summary(self) -> ReturnsSummary | None:
+        """``summary``, or one made from ``returns`` (None when the trial has neither)."""
+        if self.summary is None and self.returns is not None:
+            self.summary = summarize(self.returns)
+        return self.summary
 
     def record(self) -> dict[str, Any]:
         """The trial as written to results.json."""
@@ -106,6 +117,7 @@ def judge(
     metric: str,
     min_trades: int,
     window: int | None = None,
+    summary: ReturnsSummary | None = None,
 ) -> Trial:
     """A trial's state from its metrics: too few trades or an undefined objective fail it."""
     value = metrics.get(metric)
@@ -125,6 +137,7 @@ def judge(
         reason=reason,
         returns=returns,
         window=window,
+        summary=summary,
     )
 
 
@@ -142,7 +155,8 @@ def run_compiled(
     runner: TrialRunner, items: list[tuple[int, dict[str, Any]]], progress: bool = False
 ) -> list[Trial]:
     """Trials of a strategy with vectorized signals, through the parallel kernel in blocks;
-    each gets the metrics and per-bar returns one ``run_strategy`` would give it."""
+    each gets the metrics one ``run_strategy`` would give it and the summary of its
+    returns (not the returns)."""
     from cryptoai.backtest import _kernel as k
     from cryptoai.backtest.metrics import metrics_row, metrics_table
     from cryptoai.backtest.sweeps import simulate_strategies
@@ -162,13 +176,14 @@ def run_compiled(
         settings = runner.settings
         cash = float(settings.initial_cash)
         index = runner.data.index
-        blocks = simulate_strategies(
-            runner.data, strategies, settings, equity=True, progress=progress
+        n = len(index)
+        n_blocks = pbo_splits(n)
+        runs = simulate_strategies(
+            runner.data, strategies, settings, paths=n_blocks, progress=progress
         )
-        for first, res, paths in blocks:
+        for first, res, (stats, sums) in runs:
             final = res[:, k.RES_EQUITY]
-            table = metrics_table(final, index, cash, _tallies(res), paths)
-            returns = paths[0]  # rows are views: every trial keeps its returns anyway
+            table = metrics_table(final, index, cash, _tallies(res), stats)
             for row in range(res.shape[0]):
                 slot = slots[first + row]
                 number, params = items[slot]
@@ -176,9 +191,10 @@ def run_compiled(
                     number,
                     dict(params),
                     metrics_row(table, row),
-                    returns[row],
+                    None,
                     runner.metric,
                     runner.min_trades,
+                    summary=from_kernel(stats[row], sums[row], n, n // n_blocks),
                 )
     return out  # type: ignore[return-value] - every slot is filled
 
