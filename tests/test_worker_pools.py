@@ -94,3 +94,24 @@ def test_model_tuning_with_workers_after_training_xgboost_in_this_process(tmp_pa
     assert len(states) == 4 and "RUNNING" not in states
     assert len(result.trials) == 4
     assert result.best is not None
+
+
+@pytest.mark.timeout(120)
+def test_work_a_worker_cannot_rebuild_fails_with_its_error_instead_of_hanging(
+    tmp_path, monkeypatch
+):
+    """A plugin loaded here from a file since deleted: the spawned worker cannot import it,
+    so the call that needs its class fails (a pool unpickling the task itself would lose
+    the worker, start another and wait for ever)."""
+    from cryptoai.plugins import load_plugins
+    from cryptoai.strategies.registry import get_strategy
+
+    plugin = tmp_path / "gone_plugin.py"
+    plugin.write_text(PLUGIN.replace("spawn_probe", "gone_probe"))
+    load_plugins([plugin])
+    probe = get_strategy("gone_probe")(k=2)
+    plugin.unlink()
+    monkeypatch.setattr(search, "_openmp_loaded", lambda: True)
+    assert search.run_in_workers(len, [([1, 2],), ([3],)], 2) == [2, 1]  # the pool works
+    with pytest.raises(ModuleNotFoundError, match="cryptoai_plugin_gone_plugin"):
+        search.run_in_workers(repr, [(probe,)], 2)

@@ -51,9 +51,13 @@ def loaded() -> list[str]:
 
 def load_targets(targets: Iterable[str]) -> None:
     """Load ``loaded()`` of another process (a spawned worker: it starts with no plugins,
-    and unpickling its work needs their classes under the same module names)."""
+    and unpickling its work needs their classes under the same module names). One that no
+    longer loads is passed over (logged): only work that needs it fails, with its error."""
     for key in targets:
-        _import(Path(key) if Path(key).is_file() else key)
+        try:
+            _import(Path(key) if Path(key).is_file() else key)
+        except BadInputError as exc:
+            log.info("worker: plugin %s not loaded: %s", key, exc)
 
 
 def load_entry_points() -> list[str]:

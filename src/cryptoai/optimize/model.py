@@ -292,11 +292,11 @@ def run_model_search(
 
     from cryptoai.optimize.search import (
         _importance,
-        _pool,
         _redact,
         _trial_seeded,
         default_storage,
         open_storage,
+        run_in_workers,
         worker_quotas,
     )
 
@@ -351,9 +351,8 @@ def run_model_search(
             ran = run_model_worker(jobs[0])
         else:
             store.engine.dispose()  # no pooled connection crosses the fork
-            with _pool(workers) as pool:
-                for part in pool.map(run_model_worker, jobs, chunksize=1):
-                    ran |= part
+            for part in run_in_workers(run_model_worker, [(job,) for job in jobs], workers):
+                ran |= part
         obj = optuna.load_study(study_name=study, storage=open_storage(url))
     # the storage says which trials the study holds, whoever ran them
     trials: list[Trial] = []

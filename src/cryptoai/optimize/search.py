@@ -14,7 +14,8 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from collections.abc import Sequence
+import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,8 @@ def run_candidates(
     else:
         bounds = np.linspace(0, len(items), workers + 1).astype(int)
         shares = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        with _pool(workers) as pool:
-            ran = [
-                t for part in pool.starmap(run_chunk, [(runner, s) for s in shares]) for t in part
-            ]
+        parts = run_in_workers(run_chunk, [(runner, s) for s in shares], workers)
+        ran = [t for part in parts for t in part]
     kept = [t for t in ran if t.state != SKIPPED]
     if len(kept) < len(ran):
         first = next(t for t in ran if t.state == SKIPPED)
@@ -136,6 +135,23 @@ def _openmp_loaded() -> bool:
         return "libgomp" in Path("/proc/self/maps").read_text(errors="replace")
     except OSError:  # not Linux: no way to tell, and fork is not the default there anyway
         return False
+
+
+def run_in_workers(fn: Callable[..., Any], calls: Sequence[tuple], workers: int) -> list:
+    """``fn(*args)`` for each ``args`` of ``calls`` in ``workers`` processes, results in order.
+
+    Each call travels pickled and is unpickled inside the call: a call whose objects the
+    worker cannot rebuild (a plugin it could not load) fails with that error, where a pool
+    unpickling it would lose the worker, replace it and wait forever.
+    """
+    blobs = [pickle.dumps((fn, tuple(args))) for args in calls]
+    with _pool(workers) as pool:
+        return pool.map(_call_pickled, blobs, chunksize=1)
+
+
+def _call_pickled(blob: bytes) -> Any:
+    fn, args = pickle.loads(blob)
+    return fn(*args)
 
 
 @contextlib.contextmanager
@@ -471,8 +487,7 @@ def run_optuna(
             run_optuna_worker(jobs[0])
         else:
             store.engine.dispose()  # no pooled connection crosses the fork
-            with _pool(workers) as pool:
-                pool.map(run_optuna_worker, jobs)
+            run_in_workers(run_optuna_worker, [(job,) for job in jobs], workers)
     else:
         log.info("optuna study %s already has %d finished trial(s): nothing to run", study, done)
     obj = optuna.load_study(study_name=study, storage=open_storage(url))
