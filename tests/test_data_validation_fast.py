@@ -68,3 +68,41 @@ def test_check_page_sorts_a_page_into_storable_and_refused(clean):
     expected = clean.iloc[[1, 2, 4, 6, 7, 8]]
     pd.testing.assert_frame_equal(checked.clean, expected, check_freq=False)
     assert checked.first_problem().startswith("bar 2024-01-01 03:00: close is missing")
+
+
+def _arrays(df: pd.DataFrame):
+    return (df.index.asi8, *(df[c].to_numpy() for c in ("open", "high", "low", "close", "volume")))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_array_check_agrees_with_the_frame_check(clean, kind):
+    """ohlcv_values_hold on a frame's arrays is contract_holds on the frame, planted
+    problems and clean data alike (the serving path judges arrays, the frame only words it)."""
+    from cryptoai.data.validate import ohlcv_values_hold
+
+    assert ohlcv_values_hold(*_arrays(clean))
+    df, _, _ = _plant(clean, kind)
+    if all(df[c].dtype == np.float64 for c in ("open", "high", "low", "close", "volume")):
+        assert ohlcv_values_hold(*_arrays(df)) == contract_holds(df) is False
+
+
+def test_the_array_check_by_hand():
+    from cryptoai.data.validate import ohlcv_values_hold
+
+    t = np.array([0, 1, 2], dtype=np.int64)
+    o, h, lo, c, v = (np.array(x, dtype=float) for x in
+                      ([2, 2, 2], [3, 3, 3], [1, 1, 1], [2, 2, 2], [0, 5, 1]))  # fmt: skip
+    assert ohlcv_values_hold(t, o, h, lo, c, v)
+    assert ohlcv_values_hold(t.astype("datetime64[ns]"), o, h, lo, c, v)
+    assert ohlcv_values_hold(t[:0], o[:0], h[:0], lo[:0], c[:0], v[:0])
+    assert not ohlcv_values_hold(np.array([0, 2, 1]), o, h, lo, c, v)  # order
+    assert not ohlcv_values_hold(np.array([0, 1, 1]), o, h, lo, c, v)  # duplicate
+    for bad in (
+        (o, h, lo, np.array([2, 4, 2.0]), v),  # close above high
+        (o, h, np.array([1, 0, 1.0]), c, v),  # low at 0
+        (o, np.array([3, np.inf, 3]), lo, c, v),
+        (o, h, lo, c, np.array([0, -1, 1.0])),
+        (o, h, lo, c, np.array([0, np.nan, 1.0])),
+        (np.array([2, np.nan, 2]), h, lo, c, v),
+    ):
+        assert not ohlcv_values_hold(t, *bad)

@@ -209,3 +209,54 @@ def test_short_input_is_all_nan_and_empty_input_is_empty():
     empty = random_walk(0)
     assert ind.rsi(empty["close"]).empty
     assert ind.macd(empty["close"]).shape == (0, 3)
+
+
+# ------------------------------------------- array-in/array-out and the frame-free route
+def test_the_array_functions_give_the_series_functions_numbers_without_pandas(df):
+    close, high, low, volume = (df[c].to_numpy() for c in ("close", "high", "low", "volume"))
+    sma = ind.sma_values(close, 20)
+    assert type(sma) is np.ndarray
+    np.testing.assert_allclose(sma, df["close"].rolling(20).mean().to_numpy(), rtol=1e-10)
+    pairs = [
+        (sma, ind.sma(df["close"], 20)),
+        (ind.ema_values(close, 12), ind.ema(df["close"], 12)),
+        (ind.rsi_values(close, 14), ind.rsi(df["close"], 14)),
+        (ind.atr_values(high, low, close, 14), ind.atr(df["high"], df["low"], df["close"], 14)),
+        (ind.obv_values(close, volume), ind.obv(df["close"], df["volume"])),
+    ]
+    for arr, series in pairs:
+        assert type(arr) is np.ndarray and isinstance(series, pd.Series)
+        assert series.index.equals(df.index)
+        np.testing.assert_array_equal(arr, series.to_numpy())
+    frames = [
+        (ind.macd_values(close), ind.macd(df["close"]), ("macd", "signal", "diff")),
+        (ind.bollinger_values(close), ind.bollinger(df["close"]),
+         ("mavg", "hband", "lband", "pband", "wband")),
+        (ind.ichimoku_values(high, low), ind.ichimoku(df["high"], df["low"]),
+         ("conv", "base", "a", "b")),
+    ]  # fmt: skip
+    for arrays, frame, names in frames:
+        assert list(frame.columns) == list(names) and frame.index.equals(df.index)
+        for arr, name in zip(arrays, names, strict=True):
+            np.testing.assert_array_equal(arr, frame[name].to_numpy())
+
+
+def test_every_builtin_feature_computes_the_same_from_arrays_as_from_the_frame(df):
+    """The serving plan feeds the built-ins a mapping of column -> array, not the frame."""
+    from cryptoai.features.registry import FEATURES
+
+    frame = df.assign(taker_buy_base=df["volume"] * 0.4)
+    arrays = {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns}
+    for name in FEATURES.names():
+        definition = FEATURES.get(name)
+        assert definition.arrays, name
+        for params in ({}, {"relative": True}):
+            fields = definition.params.model_fields
+            if not set(params) <= set(fields):
+                continue
+            p = definition.params.model_validate(params)
+            from_frame = definition.compute(frame, p)
+            from_arrays = definition.compute(arrays, p)
+            assert len(from_frame) == len(from_arrays) == len(definition.columns(p))
+            for a, b in zip(from_frame, from_arrays, strict=True):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)

@@ -137,3 +137,91 @@ def test_registry_names_tasks_and_errors():
         make_model("random_forest", n_trees=10)
     with pytest.raises(BadInputError, match="unknown task"):
         make_model("logreg", task="ranking")
+
+
+# ------------------------------------------------------- the matrix hook (serving plan)
+def _random_problem(rng, task):
+    n, k = int(rng.integers(60, 400)), int(rng.integers(1, 25))
+    X = rng.normal(size=(n, k)) * rng.lognormal(size=k) + rng.normal(size=k) * 10
+    signal = X @ rng.normal(size=k)
+    if task == "classification":
+        y = (signal + rng.normal(size=n) > np.median(signal)).astype(float)
+    else:
+        y = signal + rng.normal(size=n)
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(k)]), y
+
+
+@pytest.mark.parametrize(("name", "task"), [("logreg", "classification"), ("ridge", "regression")])
+def test_predict_rows_is_scikit_learns_own_answer_bit_for_bit(name, task):
+    """The closed-form linear path against the fitted pipeline's own predict_proba/predict,
+    on many fits and inputs in both memory orders (a matmul's bits can depend on layout)."""
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        X, y = _random_problem(rng, task)
+        params = {"C": float(rng.uniform(0.01, 10))} if name == "logreg" else {}
+        model = make_model(name, task, **params).fit(X, y)
+        for order in ("C", "F"):
+            Z = np.array(rng.normal(size=(int(rng.integers(1, 700)), X.shape[1])) * 4, order=order)
+            Z[rng.random(Z.shape) < 0.01] *= 1e6  # a few extreme rows: saturated sigmoids
+            ours = model.predict_rows(Z)
+            theirs = (
+                model.estimator_.predict_proba(Z)
+                if task == "classification"
+                else model.estimator_.predict(Z)
+            )
+            assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+            assert np.array_equal(ours, theirs), (trial, order)
+
+
+def test_predict_rows_hands_other_shapes_to_scikit_learn():
+    """Three classes: not the binary closed form, still scikit-learn's numbers."""
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    y = np.digitize(X["a"].to_numpy(), [-0.5, 0.5]).astype(float)
+    model = make_model("logreg", "classification").fit(X, y)
+    Z = rng.normal(size=(50, 3))
+    assert np.array_equal(model.predict_rows(Z), model.estimator_.predict_proba(Z))
+    assert np.array_equal(model.predict_proba(pd.DataFrame(Z, columns=["a", "b", "c"])),
+                          model.estimator_.predict_proba(Z))  # fmt: skip
+
+
+def test_row_predictor_only_where_predict_is_the_shared_row_wise_one():
+    X, y = _data(200)
+    assert make_model("logreg", "classification").fit(X, y).row_predictor() is not None
+    assert make_model("ridge", "regression").fit(X, y.astype(float)).row_predictor() is not None
+    forest = make_model("random_forest", "classification", n_estimators=5).fit(X, y)
+    assert forest.row_predictor() is None  # forests sum their trees in their own order
+
+    class Shifted(type(make_model("logreg", "classification"))):
+        def predict_proba(self, X):
+            return super().predict_proba(X) * 0.5
+
+    assert Shifted().fit(X, y).row_predictor() is None
+
+
+def test_as_features_returns_a_frame_in_fit_order_unchanged_and_fixes_others():
+    from cryptoai.modeling.models.base import as_features
+
+    X, _ = _data(50)
+    columns = list(X.columns)
+    assert as_features(X, columns) is X  # already float64 in fit order: no copy
+    shuffled = X[columns[::-1]]
+    fixed = as_features(shuffled, columns)
+    assert fixed is not shuffled and list(fixed.columns) == columns
+    pd.testing.assert_frame_equal(fixed, X)
+    as_int = X.assign(n1=np.arange(len(X)))
+    assert as_int["n1"].dtype != np.float64
+    cast = as_features(as_int, columns)
+    assert cast is not as_int and (cast.dtypes == np.float64).all()
+    np.testing.assert_array_equal(cast["n1"].to_numpy(), np.arange(len(X), dtype=float))
+    with pytest.raises(BadInputError, match="n3"):
+        as_features(X.drop(columns="n3"), columns)
+
+
+def test_predictions_equal_through_either_as_features_route():
+    X, y = _data(300, seed=2)
+    model = make_model("logreg", "classification").fit(X, y)
+    shuffled = X[list(X.columns)[::-1]]
+    assert np.array_equal(model.predict_proba(X), model.predict_proba(shuffled))
+    rows = X.to_numpy()[np.isfinite(X.to_numpy()).all(axis=1)]  # the rows predict_proba reads
+    assert np.array_equal(model.predict_proba(X), model.estimator_.predict_proba(rows))

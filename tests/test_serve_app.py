@@ -374,3 +374,40 @@ def test_the_openapi_schema_documents_the_request_body(client):
     assert response["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PredictResponse"
     }
+
+
+def test_predicting_from_the_arrays_equals_predicting_from_the_frame(registry):
+    """The service's route (arrays, the frame built only to word an error) against
+    cryptoai.predict on the frame: the same numbers, and the same error for a bad window."""
+    from cryptoai.errors import DataValidationError
+    from cryptoai.serve._wire import Candles, _fast_candles, response_bytes, values_response_bytes
+    from cryptoai.serve.runtime import Predictor, load_predictor
+
+    p = load_predictor(registry.uri)
+    general = Predictor(p.name, p.version, p.alias, p.estimator, p.card, _plan=False)
+    for start in (0, 37, len(registry.ohlcv) - 120):
+        window = registry.ohlcv.iloc[start : start + 120]
+        fast = _fast_candles(_body(candles(window)))
+        built = []
+
+        def frame(fast=fast, built=built):
+            built.append(1)
+            return fast.frame
+
+        for predictor in (p, general):
+            got = predictor.predict_columns(fast.times, fast.columns, frame)
+            expected = predictor.predict(window)
+            assert np.array_equal(got, expected.to_numpy(), equal_nan=True)
+        assert len(built) == 1  # only the model without a plan needed the frame
+        mine = values_response_bytes(p.info(), p.label, p.outputs, got, fast)
+        assert mine == response_bytes(p.info(), p.label, expected)
+        via_frame = Candles.of_frame(window)
+        assert np.array_equal(via_frame.times, fast.times) and via_frame.frame is window
+    bad = registry.ohlcv.iloc[:120].copy()
+    bad.iloc[50, bad.columns.get_loc("high")] = bad["low"].iloc[50] / 2
+    bad_fast = _fast_candles(_body(candles(bad)))
+    with pytest.raises(DataValidationError) as from_frame:
+        p.predict(bad)
+    with pytest.raises(DataValidationError) as from_arrays:
+        p.predict_columns(bad_fast.times, bad_fast.columns, lambda: bad_fast.frame)
+    assert str(from_arrays.value) == str(from_frame.value) and "high/low" in str(from_frame.value)

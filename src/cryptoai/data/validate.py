@@ -254,30 +254,50 @@ def contract_holds(df: pd.DataFrame) -> bool:
     if any(c not in df.columns for c in OHLCV_COLUMNS):
         return False
     extras = [c for c in EXTRA_COLUMNS if c in df.columns]
-    if any(df[c].dtype != np.float64 for c in (*OHLCV_COLUMNS, *extras)):
+    columns = [df[c] for c in (*OHLCV_COLUMNS, *extras)]  # each looked up once
+    if any(col.dtype != np.float64 for col in columns):
         return False
     if len(df) == 0:
         return True
-    ns = idx.asi8
-    if len(ns) > 1 and not np.greater(ns[1:], ns[:-1]).all():
+    o, h, lo, c, v, *rest = (col.to_numpy() for col in columns)
+    if not ohlcv_values_hold(idx.asi8, o, h, lo, c, v):
         return False
-    o, h, lo, c, v = (df[k].to_numpy() for k in OHLCV_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        for x in rest:
+            if np.less(x, 0).any() or np.isinf(x).any():
+                return False
+    return True
+
+
+def ohlcv_values_hold(
+    times: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+) -> bool:
+    """The values half of ``contract_holds`` on plain arrays (float64 prices and volume,
+    ``times`` as integers or datetime64 of the bars' UTC open times): strictly increasing
+    times, prices finite and > 0, ``low <= min(open, close)``, ``high >= max(open, close)``,
+    volume finite and >= 0. A frame of these arrays on a UTC index meets the contract exactly
+    when this holds (``contract_holds`` calls it), so a caller that has the arrays can judge
+    them without building the frame, and build it only to say what is wrong."""
+    if len(times) > 1 and not np.greater(times[1:], times[:-1]).all():
+        return False
+    if len(times) == 0:
+        return True
+    o, h, lo, c, v = open_, high, low, close, volume
     with np.errstate(invalid="ignore"):
         # low > 0 and high finite bound open/close (low <= open, close <= high) on both sides.
         if not (lo.min() > 0 and h.max() < np.inf and v.min() >= 0 and v.max() < np.inf):
             return False
-        if not (
+        return bool(
             np.greater_equal(h, o).all()
             and np.greater_equal(h, c).all()
             and np.less_equal(lo, o).all()
             and np.less_equal(lo, c).all()
-        ):
-            return False
-        for col in extras:
-            x = df[col].to_numpy()
-            if np.less(x, 0).any() or np.isinf(x).any():
-                return False
-    return True
+        )
 
 
 @dataclass

@@ -336,6 +336,87 @@ def _obv_kernel(close, volume, out):  # pragma: no cover - compiled
 
 
 # --- public functions ---------------------------------------------------------------------
+# Each indicator comes twice: ``*_values`` takes and returns float64 arrays (what feature
+# engineering and the serving plan use: no pandas objects made only to be unwrapped), and
+# the function of the indicator's name wraps the same arrays in a Series or DataFrame on the
+# input's index. Both give the same numbers: the wrapper only labels them.
+
+
+def sma_values(close: pd.Series | np.ndarray, window: int) -> np.ndarray:
+    """Simple moving average as an array (``sma`` without the Series)."""
+    return rolling_mean(close, window)
+
+
+def ema_values(close: pd.Series | np.ndarray, window: int) -> np.ndarray:
+    """Exponential moving average as an array (``ema`` without the Series)."""
+    return ewm_mean(close, 2.0 / (window + 1.0), window)
+
+
+def rsi_values(close: pd.Series | np.ndarray, window: int = 14) -> np.ndarray:
+    """Wilder's RSI as an array (``rsi`` without the Series)."""
+    c = _values(close)
+    out = np.empty(c.shape[0])
+    _rsi_kernel(c, window, out)
+    return out
+
+
+def macd_values(
+    close: pd.Series | np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MACD line, signal line and histogram as arrays (``macd`` without the frame)."""
+    c = _values(close)
+    line, sig, diff = (np.empty(c.shape[0]) for _ in range(3))
+    _macd_kernel(c, fast, slow, signal, line, sig, diff)
+    return line, sig, diff
+
+
+def bollinger_values(
+    close: pd.Series | np.ndarray, window: int = 20, dev: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """mavg, hband, lband, pband, wband as arrays (``bollinger`` without the frame)."""
+    c = _values(close)
+    mavg, hband, lband, pband, wband = (np.empty(c.shape[0]) for _ in range(5))
+    _rolling_into(c, window, window, 0, mavg, wband, True)
+    _bands_kernel(c, float(dev), mavg, hband, lband, pband, wband)
+    return mavg, hband, lband, pband, wband
+
+
+def atr_values(
+    high: pd.Series | np.ndarray,
+    low: pd.Series | np.ndarray,
+    close: pd.Series | np.ndarray,
+    window: int = 14,
+) -> np.ndarray:
+    """Average true range as an array (``atr`` without the Series)."""
+    c = _values(close)
+    out = np.empty(c.shape[0])
+    _atr_kernel(_values(high), _values(low), c, window, out)
+    return out
+
+
+def obv_values(close: pd.Series | np.ndarray, volume: pd.Series | np.ndarray) -> np.ndarray:
+    """On-balance volume as an array (``obv`` without the Series)."""
+    c = _values(close)
+    out = np.empty(c.shape[0])
+    _obv_kernel(c, _values(volume), out)
+    return out
+
+
+def ichimoku_values(
+    high: pd.Series | np.ndarray,
+    low: pd.Series | np.ndarray,
+    window1: int = 9,
+    window2: int = 26,
+    window3: int = 52,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """conv, base, a, b as arrays (``ichimoku`` without the frame)."""
+    h, lo = _values(high), _values(low)
+    hi1, lo1 = rolling_max(h, window1), rolling_min(lo, window1)
+    hi2, lo2 = rolling_max(h, window2), rolling_min(lo, window2)
+    hi3, lo3 = rolling_max(h, window3), rolling_min(lo, window3)
+    conv = 0.5 * (hi1 + lo1)
+    base = 0.5 * (hi2 + lo2)
+    return conv, base, 0.5 * (conv + base), 0.5 * (hi3 + lo3)
 
 
 def _series(values: np.ndarray, like: pd.Series, name: str) -> pd.Series:
@@ -348,57 +429,42 @@ def _frame(columns: dict[str, np.ndarray], like: pd.Series) -> pd.DataFrame:
 
 def sma(close: pd.Series, window: int) -> pd.Series:
     """Simple moving average; equals ``ta.trend.sma_indicator``."""
-    return _series(rolling_mean(close, window), close, f"sma_{window}")
+    return _series(sma_values(close, window), close, f"sma_{window}")
 
 
 def ema(close: pd.Series, window: int) -> pd.Series:
     """Exponential moving average (span=window, seeded at the first bar); equals ``ta``'s."""
-    return _series(ewm_mean(close, 2.0 / (window + 1.0), window), close, f"ema_{window}")
+    return _series(ema_values(close, window), close, f"ema_{window}")
 
 
 def rsi(close: pd.Series, window: int = 14) -> pd.Series:
     """Wilder's RSI as ``ta.momentum.rsi`` computes it (100 where there are no losses; a
     missing close is a missing change, where `ta` would count it as no change)."""
-    c = _values(close)
-    out = np.empty(c.shape[0])
-    _rsi_kernel(c, window, out)
-    return _series(out, close, f"rsi_{window}")
+    return _series(rsi_values(close, window), close, f"rsi_{window}")
 
 
 def macd(close: pd.Series, fast: int = 12, slow: int = 26, signal: int = 9) -> pd.DataFrame:
     """MACD line, signal line and histogram (columns macd, signal, diff); equal ``ta.trend.MACD``."""
-    c = _values(close)
-    line, sig, diff = (np.empty(c.shape[0]) for _ in range(3))
-    _macd_kernel(c, fast, slow, signal, line, sig, diff)
+    line, sig, diff = macd_values(close, fast, slow, signal)
     return _frame({"macd": line, "signal": sig, "diff": diff}, close)
 
 
 def bollinger(close: pd.Series, window: int = 20, dev: float = 2.0) -> pd.DataFrame:
     """Bollinger bands (population std, as ``ta``): mavg, hband, lband, pband (%B, NaN for a
     flat window) and wband (width in % of the average)."""
-    c = _values(close)
-    mavg, hband, lband, pband, wband = (np.empty(c.shape[0]) for _ in range(5))
-    _rolling_into(c, window, window, 0, mavg, wband, True)
-    _bands_kernel(c, float(dev), mavg, hband, lband, pband, wband)
-    cols = {"mavg": mavg, "hband": hband, "lband": lband, "pband": pband, "wband": wband}
-    return _frame(cols, close)
+    names = ("mavg", "hband", "lband", "pband", "wband")
+    return _frame(dict(zip(names, bollinger_values(close, window, dev), strict=True)), close)
 
 
 def atr(high: pd.Series, low: pd.Series, close: pd.Series, window: int = 14) -> pd.Series:
     """Average true range with Wilder smoothing; equals ``ta.volatility.average_true_range``
     from bar ``window - 1`` on."""
-    c = _values(close)
-    out = np.empty(c.shape[0])
-    _atr_kernel(_values(high), _values(low), c, window, out)
-    return _series(out, close, f"atr_{window}")
+    return _series(atr_values(high, low, close, window), close, f"atr_{window}")
 
 
 def obv(close: pd.Series, volume: pd.Series) -> pd.Series:
     """On-balance volume as ``ta`` defines it (an unchanged close adds the volume)."""
-    c = _values(close)
-    out = np.empty(c.shape[0])
-    _obv_kernel(c, _values(volume), out)
-    return _series(out, close, "obv")
+    return _series(obv_values(close, volume), close, "obv")
 
 
 def ichimoku(
@@ -414,11 +480,5 @@ def ichimoku(
     on, so nothing is shifted into the past. The lagging span (chikou, the close drawn
     ``window2`` bars back) is left out: placed at bar t it is the close of bar t + window2.
     """
-    h, lo = _values(high), _values(low)
-    hi1, lo1 = rolling_max(h, window1), rolling_min(lo, window1)
-    hi2, lo2 = rolling_max(h, window2), rolling_min(lo, window2)
-    hi3, lo3 = rolling_max(h, window3), rolling_min(lo, window3)
-    conv = 0.5 * (hi1 + lo1)
-    base = 0.5 * (hi2 + lo2)
-    cols = {"conv": conv, "base": base, "a": 0.5 * (conv + base), "b": 0.5 * (hi3 + lo3)}
-    return _frame(cols, high)
+    lines = ichimoku_values(high, low, window1, window2, window3)
+    return _frame(dict(zip(("conv", "base", "a", "b"), lines, strict=True)), high)

@@ -40,8 +40,8 @@ silently sees different columns on different data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -131,10 +131,14 @@ class FeatureDef:
     columns: Columns
     compute: Compute
     requires: tuple[str, ...] = ("close",)
+    #: ``compute`` also takes a mapping of column name -> float64 array in place of the frame
+    #: (every built-in does; the serving plan then never builds a frame). Plugins: False.
+    arrays: bool = False
 
 
-def _col(df: pd.DataFrame, name: str) -> np.ndarray:
-    return np.ascontiguousarray(df[name].to_numpy(dtype=np.float64))
+def _col(df: pd.DataFrame | Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """Column ``name`` of a frame, or of a mapping of column name -> array, as float64."""
+    return np.ascontiguousarray(np.asarray(df[name], dtype=np.float64))
 
 
 def _rel(values: np.ndarray, close: np.ndarray, ratio: bool) -> np.ndarray:
@@ -146,13 +150,14 @@ def _rel(values: np.ndarray, close: np.ndarray, ratio: bool) -> np.ndarray:
     return out
 
 
-def _smoothing(name: str, fn: Callable[[pd.Series, int], pd.Series]) -> FeatureDef:
+def _smoothing(name: str, fn: Callable[[np.ndarray, int], np.ndarray]) -> FeatureDef:
     def columns(p: Smoothing) -> list[str]:
         return [f"{name}_{p.window}" + ("_rel" if p.relative else "")]
 
     def compute(df: pd.DataFrame, p: Smoothing) -> list[np.ndarray]:
-        values = fn(df["close"], p.window).to_numpy()
-        return [_rel(values, _col(df, "close"), True) if p.relative else values]
+        close = _col(df, "close")
+        values = fn(close, p.window)
+        return [_rel(values, close, True) if p.relative else values]
 
     return FeatureDef(name, Smoothing, columns, compute)
 
@@ -163,8 +168,7 @@ def _macd_columns(p: MACDParams) -> list[str]:
 
 
 def _macd(df: pd.DataFrame, p: MACDParams) -> list[np.ndarray]:
-    out = indicators.macd(df["close"], p.fast, p.slow, p.signal)
-    cols = [out[c].to_numpy() for c in ("macd", "signal", "diff")]
+    cols = list(indicators.macd_values(_col(df, "close"), p.fast, p.slow, p.signal))
     return [_rel(c, _col(df, "close"), False) for c in cols] if p.relative else cols
 
 
@@ -174,12 +178,11 @@ def _bb_columns(p: BollingerParams) -> list[str]:
 
 
 def _bb(df: pd.DataFrame, p: BollingerParams) -> list[np.ndarray]:
-    out = indicators.bollinger(df["close"], p.window, p.dev)
-    return [out[c].to_numpy() for c in ("mavg", "hband", "lband", "pband", "wband")]
+    return list(indicators.bollinger_values(_col(df, "close"), p.window, p.dev))
 
 
 def _atr(df: pd.DataFrame, p: ATRParams) -> list[np.ndarray]:
-    values = indicators.atr(df["high"], df["low"], df["close"], p.window).to_numpy()
+    values = indicators.atr_values(_col(df, "high"), _col(df, "low"), _col(df, "close"), p.window)
     return [_rel(values, _col(df, "close"), False) if p.relative else values]
 
 
@@ -191,19 +194,19 @@ def _ichimoku_columns(p: IchimokuParams) -> list[str]:
 
 
 def _ichimoku(df: pd.DataFrame, p: IchimokuParams) -> list[np.ndarray]:
-    out = indicators.ichimoku(df["high"], df["low"], p.window1, p.window2, p.window3)
-    cols = [out[c].to_numpy() for c in ("conv", "base", "a", "b")]
+    h, lo = _col(df, "high"), _col(df, "low")
+    cols = list(indicators.ichimoku_values(h, lo, p.window1, p.window2, p.window3))
     return [_rel(c, _col(df, "close"), True) for c in cols] if p.relative else cols
 
 
 _DEFS = [
-    _smoothing("sma", indicators.sma),
-    _smoothing("ema", indicators.ema),
+    _smoothing("sma", indicators.sma_values),
+    _smoothing("ema", indicators.ema_values),
     FeatureDef(
         "rsi",
         RSIParams,
         lambda p: [f"rsi_{p.window}"],
-        lambda df, p: [indicators.rsi(df["close"], p.window).to_numpy()],
+        lambda df, p: [indicators.rsi_values(_col(df, "close"), p.window)],
     ),
     FeatureDef("macd", MACDParams, _macd_columns, _macd),
     FeatureDef("bollinger", BollingerParams, _bb_columns, _bb),
@@ -214,12 +217,18 @@ _DEFS = [
         _atr,
         ("high", "low", "close"),
     ),
-    FeatureDef("ichimoku", IchimokuParams, _ichimoku_columns, _ichimoku, ("high", "low", "close")),
+    FeatureDef(
+        "ichimoku",
+        IchimokuParams,
+        _ichimoku_columns,
+        _ichimoku,
+        ("high", "low", "close"),
+    ),
     FeatureDef(
         "obv",
         NoParams,
         lambda p: ["obv"],
-        lambda df, p: [indicators.obv(df["close"], df["volume"]).to_numpy()],
+        lambda df, p: [indicators.obv_values(_col(df, "close"), _col(df, "volume"))],
         ("close", "volume"),
     ),
     FeatureDef(
@@ -273,8 +282,8 @@ _DEFS = [
 
 #: Every feature a spec may name: the built-ins above, then any a plugin registers.
 FEATURES: Registry[FeatureDef] = Registry("feature")
-for _d in _DEFS:
-    FEATURES.add(_d.name, _d)
+for _d in _DEFS:  # each built-in reads its inputs through ``_col``: a frame or a mapping
+    FEATURES.add(_d.name, replace(_d, arrays=True))
 
 
 def register_feature(

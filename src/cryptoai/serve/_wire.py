@@ -11,9 +11,13 @@ other body, and so every 422 detail, to them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from email.message import Message
+from functools import cached_property
+from itertools import chain
+from operator import itemgetter
 from typing import Annotated, Any
 
 import numpy as np
@@ -67,45 +71,62 @@ def request_schema() -> dict[str, Any]:
 # ------------------------------------------------------------------ bytes -> frame
 @dataclass(frozen=True)
 class Candles:
-    """The request's candles as an OHLCV frame in the order sent (the contract check judges
-    the order), and their timestamps as sent when those are already the response's format."""
+    """The request's candles in the order sent (the contract check judges the order): their
+    open times (``datetime64[ns]``, UTC), the OHLCV columns as float64 arrays, and their
+    timestamps as sent when those are already the response's format. ``frame`` is the same
+    candles as an OHLCV frame, built on first use (the fast path never needs it)."""
 
-    frame: pd.DataFrame
+    times: np.ndarray
+    columns: dict[str, np.ndarray]
     stamps: list[str] | None = None
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> Candles:
+        columns = {c: frame[c].to_numpy() for c in OHLCV}
+        candles = cls(frame.index.tz_convert(None).as_unit("ns").to_numpy(), columns)
+        candles.__dict__["frame"] = frame
+        return candles
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        index = pd.DatetimeIndex(self.times, name="timestamp").tz_localize("UTC")
+        return pd.DataFrame(self.columns, index=index, copy=False)
 
 
 def read_candles(body: bytes, content_type: str | None) -> Candles:
     """Parse a ``/predict`` body; one the models reject raises ``RequestValidationError``."""
     fast = _fast_candles(body) if _is_json(content_type) else None
-    return fast if fast is not None else Candles(_model_frame(body, content_type))
+    return fast if fast is not None else Candles.of_frame(_model_frame(body, content_type))
 
 
 _NUMBERS = frozenset({float, int})  # not bool: its type is bool, and strict floats refuse it
+_ROW = itemgetter("timestamp", *OHLCV)
 
 
 def _fast_candles(body: bytes) -> Candles | None:
-    """The candles of a well-formed body, or None where the models must judge it."""
+    """The candles of a well-formed body, or None where the models must judge it.
+
+    One pass of C-level calls per step: every candle's six fields (``itemgetter``), the
+    columns (``zip``), the types of all the numbers at once, one float64 block."""
     try:
         candles = orjson.loads(body)["candles"]
         if type(candles) is not list or not candles:
             return None
-        stamps = [c["timestamp"] for c in candles]
-        columns = {name: [c[name] for c in candles] for name in OHLCV}
+        stamps, *numbers = zip(*map(_ROW, candles), strict=True)
     except (orjson.JSONDecodeError, KeyError, TypeError):  # not JSON, not objects, missing keys
         return None
-    data = {}
-    for name, values in columns.items():
-        if not set(map(type, values)) <= _NUMBERS:
-            return None
-        arr = np.array(values, dtype=np.float64)
-        if not np.isfinite(arr).all():
-            return None
-        data[name] = arr
+    if not set(map(type, chain.from_iterable(numbers))) <= _NUMBERS:
+        return None
+    try:
+        block = np.array(numbers, dtype=np.float64)  # (5, n), each row contiguous
+    except OverflowError:  # an integer beyond float64: the models say what is wrong
+        return None
+    if not np.isfinite(block).all():
+        return None
     times = _utc_stamps(stamps)
     if times is None:
         return None
-    index = pd.DatetimeIndex(times, name="timestamp").tz_localize("UTC")
-    return Candles(pd.DataFrame(data, index=index, copy=False), stamps)
+    return Candles(times, dict(zip(OHLCV, block, strict=True)), list(stamps))
 
 
 # "YYYY-MM-DDTHH:MM:SSZ": where the separators are, where the digits are
@@ -114,7 +135,7 @@ _SEPARATOR_BYTES = np.frombuffer(b"--T::Z", dtype=np.uint8)
 _DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
 
 
-def _utc_stamps(stamps: list[Any]) -> np.ndarray | None:
+def _utc_stamps(stamps: Sequence[Any]) -> np.ndarray | None:
     """``datetime64[ns]`` of strings that are all exactly ``YYYY-MM-DDTHH:MM:SSZ`` with valid
     fields (what pydantic reads as the same UTC instant), else None.
 
@@ -122,7 +143,7 @@ def _utc_stamps(stamps: list[Any]) -> np.ndarray | None:
     past the edges of pandas' nanosecond range) are left to the models' path, which says
     they are out of range.
     """
-    if any(type(s) is not str or len(s) != 20 for s in stamps):
+    if not stamps or set(map(type, stamps)) != {str} or set(map(len, stamps)) != {20}:
         return None
     try:
         raw = "".join(stamps).encode("ascii")
@@ -226,11 +247,18 @@ def prediction_records(out: pd.DataFrame, stamps: list[str] | None = None) -> li
     rows are the request's candles), which spares formatting them again. NaN stays a
     float here; ``response_bytes`` writes it as ``null``.
     """
-    if stamps is None or len(stamps) != len(out):
-        utc = np.datetime_as_string(out.index.values, unit="s").tolist()
-        stamps = [s + "Z" for s in utc]
+    times = out.index.tz_convert(None).as_unit("ns").to_numpy()
     names = [str(c) for c in out.columns]
-    columns = out.to_numpy(dtype=np.float64).T.tolist()
+    return _records(names, out.to_numpy(dtype=np.float64), times, stamps)
+
+
+def _records(
+    names: list[str], values: np.ndarray, times: np.ndarray, stamps: list[str] | None
+) -> list[dict[str, Any]]:
+    if stamps is None or len(stamps) != len(values):
+        utc = np.datetime_as_string(times, unit="s").tolist()
+        stamps = [s + "Z" for s in utc]
+    columns = np.asarray(values, dtype=np.float64).T.tolist()
     if len(names) == 2:  # the common case (proba_up, score), spelled out: 3x faster
         a, b = names
         return [{"timestamp": t, a: x, b: y} for t, x, y in zip(stamps, *columns, strict=True)]
@@ -243,4 +271,17 @@ def response_bytes(
 ) -> bytes:
     """The ``PredictResponse`` JSON; orjson writes NaN (the warm-up) as ``null``."""
     records = prediction_records(out, stamps)
+    return orjson.dumps({"model": model, "label": label, "predictions": records})
+
+
+def values_response_bytes(
+    model: dict[str, Any],
+    label: str,
+    names: list[str],
+    values: np.ndarray,
+    candles: Candles,
+) -> bytes:
+    """``response_bytes`` of the frame ``values`` would make on ``candles``' index (columns
+    ``names``), without building that frame."""
+    records = _records(names, values, candles.times, candles.stamps)
     return orjson.dumps({"model": model, "label": label, "predictions": records})

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers
 
 from cryptoai.errors import CryptoaiError
-from cryptoai.serve._wire import read_candles, request_schema, response_bytes
+from cryptoai.serve._wire import read_candles, request_schema, values_response_bytes
 from cryptoai.serve.auth import HEADER, check_key, key_id, keys_from_env
 from cryptoai.serve.ratelimit import RateLimiter
 from cryptoai.serve.runtime import Predictor, load_predictor
@@ -169,12 +169,14 @@ def create_app(
         # the body is parsed here, not by a declared model: see cryptoai.serve._wire
         candles = read_candles(await request.body(), request.headers.get("content-type"))
         predictor = state.predictor
-        if predictor.plan is not None:  # a few ms: on the event loop, no thread hand-off
-            out = predictor.predict(candles.frame)
-        else:  # forests, boosting, sequence models: a thread, so they never stall /health
-            out = await run_in_threadpool(predictor.predict, candles.frame)
-        state.metrics.predictions.inc(len(out))
-        body = response_bytes(predictor.info(), predictor.label, out, candles.stamps)
+        args = (candles.times, candles.columns, lambda: candles.frame)
+        if predictor.plan is not None:  # about a ms: on the event loop, no thread hand-off
+            values = predictor.predict_columns(*args)
+        else:  # forests, sequence models: a thread, so they never stall /health
+            values = await run_in_threadpool(predictor.predict_columns, *args)
+        state.metrics.predictions.inc(len(values))
+        info, label, names = predictor.info(), predictor.label, predictor.outputs
+        body = values_response_bytes(info, label, names, values, candles)
         return Response(body, media_type="application/json")
 
     @app.get("/health", response_model=HealthResponse)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,30 +84,63 @@ class Predictor:
 
     def predict(self, df: pd.DataFrame, name: str = "candles") -> pd.DataFrame:
         """Prediction columns on ``df``'s index; NaN where the features are not yet complete."""
-        from cryptoai.data.validate import check_ohlcv
-        from cryptoai.features.engineering import build_features
-
-        if not isinstance(df, pd.DataFrame):
-            raise BadInputError(f"{name}: expected an OHLCV DataFrame, got {type(df).__name__}")
-        check_ohlcv(df, name)
-        if len(df) < self.min_bars:
-            raise BadInputError(
-                f"{name}: {len(df)} bars, but model {self.name} v{self.version} needs at least "
-                f"{self.min_bars} (warm-up {self.card.get('warmup_bars', 0)} bars + 1): "
-                "pass more history"
-            )
-        plan = self.plan
-        raw = plan.predict(df) if plan is not None else None
-        if raw is not None:
-            values = self._columns(raw)
-        else:
-            values = self._columns(self._estimate(build_features(df, self.spec)))
-        warmup = int(self.card.get("warmup_bars", 0))
-        values[:warmup] = np.nan
+        values = self.predict_values(df, name)
         out = pd.DataFrame(values, index=df.index, columns=self.outputs)
         out.attrs["label"] = self.label
         out.attrs["model"] = self.info()
         return out
+
+    def predict_values(self, df: pd.DataFrame, name: str = "candles") -> np.ndarray:
+        """``predict``'s numbers as a matrix (rows: ``df``'s candles, columns: ``outputs``)."""
+        from cryptoai.data.validate import check_ohlcv
+
+        if not isinstance(df, pd.DataFrame):
+            raise BadInputError(f"{name}: expected an OHLCV DataFrame, got {type(df).__name__}")
+        check_ohlcv(df, name)
+        return self._checked_values(len(df), df, lambda: df, name)
+
+    def predict_columns(
+        self,
+        times: np.ndarray,
+        columns: Mapping[str, np.ndarray],
+        frame: Callable[[], pd.DataFrame],
+        name: str = "candles",
+    ) -> np.ndarray:
+        """``predict_values(frame())`` for candles given as arrays: ``times`` (their UTC open
+        times, datetime64[ns]), ``columns`` (open, high, low, close, volume as float64) and
+        ``frame`` (the same candles as an OHLCV frame, built only where needed: to word a
+        contract break, or for a model without a plan). The same checks, errors and numbers.
+        """
+        from cryptoai.data.frame import OHLCV_COLUMNS
+        from cryptoai.data.validate import check_ohlcv, ohlcv_values_hold
+
+        if not ohlcv_values_hold(times, *(columns[c] for c in OHLCV_COLUMNS)):
+            check_ohlcv(frame(), name)  # raises the one-line error that names the problem
+        return self._checked_values(len(times), columns, frame, name)
+
+    def _checked_values(
+        self,
+        n: int,
+        data: pd.DataFrame | Mapping[str, np.ndarray],
+        frame: Callable[[], pd.DataFrame],
+        name: str,
+    ) -> np.ndarray:
+        """The output matrix of candles that met the contract."""
+        from cryptoai.features.engineering import build_features
+
+        if n < self.min_bars:
+            raise BadInputError(
+                f"{name}: {n} bars, but model {self.name} v{self.version} needs at least "
+                f"{self.min_bars} (warm-up {self.card.get('warmup_bars', 0)} bars + 1): "
+                "pass more history"
+            )
+        plan = self.plan
+        raw = plan.predict(data, frame) if plan is not None else None
+        if raw is None:
+            raw = self._estimate(build_features(frame(), self.spec))
+        values = self._columns(raw)
+        values[: int(self.card.get("warmup_bars", 0))] = np.nan
+        return values
 
     def _estimate(self, X: pd.DataFrame) -> np.ndarray:
         """The estimator's raw output: ``predict`` (regression) or ``predict_proba``."""

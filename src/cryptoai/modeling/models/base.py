@@ -73,7 +73,13 @@ class RegressorModel(RegressorMixin, BaseModel):
 
 # ------------------------------------------------------------------- input helpers
 def as_features(X, columns: list[str] | None = None) -> pd.DataFrame:
-    """Feature frame as float64; with ``columns`` (from fit), checked and put in fit's order."""
+    """Feature frame as float64; with ``columns`` (from fit), checked and put in fit's order.
+
+    A frame already in that form (exactly ``columns``, in order, all float64) is returned as
+    it is, not copied: callers read it and never write to it.
+    """
+    if columns is not None and _in_fit_order(X, columns):
+        return X
     frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
     frame.columns = [str(c) for c in frame.columns]
     if columns is not None:
@@ -88,6 +94,17 @@ def as_features(X, columns: list[str] | None = None) -> pd.DataFrame:
         return frame.astype("float64")
     except (TypeError, ValueError) as exc:
         raise BadInputError(f"features must be numeric: {exc}") from exc
+
+
+def _in_fit_order(X, columns: list[str]) -> bool:
+    """Whether ``X`` is a frame of exactly ``columns`` (string labels, in order, no repeats),
+    every one float64: what ``as_features`` would make of it, already."""
+    if not isinstance(X, pd.DataFrame) or X.shape[1] != len(columns):
+        return False
+    labels = list(X.columns)
+    if labels != columns or len(set(labels)) != len(labels):
+        return False
+    return all(type(c) is str for c in labels) and all(t == np.float64 for t in X.dtypes)
 
 
 def as_target(y, n: int) -> np.ndarray:

@@ -8,6 +8,8 @@ exactly the same fold loop as the models they are compared with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -53,6 +55,29 @@ class _Tabular(BaseModel):
         ok = finite_rows(frame)
         return frame.to_numpy()[ok], ok
 
+    def predict_rows(self, values: np.ndarray) -> np.ndarray:
+        """The fitted estimator's output on a matrix of finite feature rows in
+        ``feature_names_`` order: class probabilities (columns follow ``classes_``) for a
+        classifier, predictions for a regressor. ``predict_proba``/``predict`` give these
+        numbers for their finite rows (NaN for the others), after the frame checks."""
+        raise NotImplementedError
+
+    def row_predictor(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``predict_rows`` where this model's ``predict_proba`` (classifier) or ``predict``
+        (regressor) is exactly "finite rows in fit order -> ``predict_rows``, NaN elsewhere"
+        (the shared one, not overridden), else None: a caller that has the feature matrix
+        in fit order (the serving plan) may then call it directly."""
+        cls = type(self)
+        if cls._rows is not _Tabular._rows:
+            return None
+        if isinstance(self, _TabularClassifier):
+            shared = cls.predict_proba is _TabularClassifier.predict_proba
+        else:
+            shared = (
+                isinstance(self, _TabularRegressor) and cls.predict is _TabularRegressor.predict
+            )
+        return self.predict_rows if shared else None
+
     def feature_importances(self) -> pd.Series | None:
         raw = self._raw_importances()
         return None if raw is None else pd.Series(np.asarray(raw, float), index=self.feature_names_)
@@ -63,8 +88,11 @@ class _TabularClassifier(ClassifierModel, _Tabular):
         values, ok = self._rows(X)
         out = np.full((ok.size, len(self.classes_)), np.nan)
         if values.shape[0]:
-            out[ok] = self.estimator_.predict_proba(values)
+            out[ok] = self.predict_rows(values)
         return out
+
+    def predict_rows(self, values: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict_proba(values)
 
 
 class _TabularRegressor(RegressorModel, _Tabular):
@@ -72,8 +100,33 @@ class _TabularRegressor(RegressorModel, _Tabular):
         values, ok = self._rows(X)
         out = np.full(ok.size, np.nan)
         if values.shape[0]:
-            out[ok] = self.estimator_.predict(values)
+            out[ok] = self.predict_rows(values)
         return out
+
+    def predict_rows(self, values: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict(values)
+
+
+def _scaled(pipeline, values: np.ndarray) -> np.ndarray | None:
+    """``StandardScaler.transform`` of ``values`` as scikit-learn computes it (a float64 copy
+    in the same memory order, minus ``mean_``, divided by ``scale_``), for a fitted
+    two-step pipeline that starts with a plain ``StandardScaler``; None otherwise."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if type(pipeline) is not Pipeline or len(pipeline.steps) != 2:
+        return None
+    scaler = pipeline.steps[0][1]
+    if type(scaler) is not StandardScaler or values.dtype != np.float64 or values.ndim != 2:
+        return None
+    if values.shape[1] != getattr(scaler, "n_features_in_", -1):
+        return None
+    X = np.array(values, dtype=np.float64, copy=True)  # check_array's copy: order "K"
+    if scaler.with_mean:
+        X -= scaler.mean_
+    if scaler.with_std:
+        X /= scaler.scale_
+    return X
 
 
 # -------------------------------------------------------------------------- linear
@@ -108,6 +161,23 @@ class LogisticModel(_TabularClassifier):
         """Mean absolute coefficient per standardized feature."""
         return np.abs(self.estimator_[-1].coef_).mean(axis=0)
 
+    def predict_rows(self, values: np.ndarray) -> np.ndarray:
+        """The pipeline's ``predict_proba`` for two classes, computed as scikit-learn does
+        (scaled copy, ``X @ coef_.T + intercept_``, ``scipy.special.expit`` in place,
+        ``[1 - p, p]``) without its per-call input validation: the same bits (tested against
+        scikit-learn's own ``predict_proba``). Anything else goes to scikit-learn."""
+        from sklearn.linear_model import LogisticRegression
+
+        lr = self.estimator_[-1]
+        X = _scaled(self.estimator_, values) if type(lr) is LogisticRegression else None
+        if X is None or len(lr.classes_) != 2 or lr.coef_.shape != (1, X.shape[1]):
+            return super().predict_rows(values)
+        from scipy.special import expit
+
+        prob = (X @ lr.coef_.T + lr.intercept_).reshape(-1)
+        prob = expit(prob, out=prob)
+        return np.stack([1 - prob, prob], axis=1)
+
 
 @register_model("ridge")
 class RidgeModel(_TabularRegressor):
@@ -125,6 +195,19 @@ class RidgeModel(_TabularRegressor):
 
     def _raw_importances(self) -> np.ndarray:
         return np.abs(np.ravel(self.estimator_[-1].coef_))
+
+    def predict_rows(self, values: np.ndarray) -> np.ndarray:
+        """The pipeline's ``predict``, computed as scikit-learn does (scaled copy, then
+        ``X @ coef_ + intercept_``, ``coef_.T`` for a 2-D ``coef_``) without its per-call
+        input validation: the same bits (tested against scikit-learn's ``predict``)."""
+        from sklearn.linear_model import Ridge
+
+        reg = self.estimator_[-1]
+        X = _scaled(self.estimator_, values) if type(reg) is Ridge else None
+        if X is None or reg.coef_.shape[-1] != X.shape[1]:
+            return super().predict_rows(values)
+        coef = reg.coef_
+        return X @ coef + reg.intercept_ if coef.ndim == 1 else X @ coef.T + reg.intercept_
 
 
 # -------------------------------------------------------------------------- forests
