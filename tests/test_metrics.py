@@ -326,3 +326,14 @@ def test_metrics_of_a_no_trade_result_dump_as_strict_json() -> None:
     text = json.dumps(to_jsonable(m), allow_nan=False)
     assert json.loads(text)["win_rate"] is None
     assert json.loads(text)["total_return"] == pytest.approx(0.08)
+
+
+def test_identical_runs_give_equal_metric_dicts_even_with_undefined_figures(ohlcv):
+    """Undefined figures are ``math.nan`` itself, so ``==`` on two identical runs holds
+    (NaN != NaN otherwise): 20 bars annualize nothing."""
+    from cryptoai.backtest import run_strategy
+
+    data = ohlcv(n=20, seed=4)
+    a = compute_metrics(run_strategy(data, "buy_and_hold"))
+    b = compute_metrics(run_strategy(data, "buy_and_hold"))
+    assert math.isnan(a["sharpe"]) and a == b

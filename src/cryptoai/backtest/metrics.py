@@ -264,11 +264,13 @@ def compute_metrics(
 
 
 def metrics_row(table: dict[str, np.ndarray], row: int) -> dict[str, float]:
-    """Run ``row`` of a ``metrics_table`` as ``compute_metrics`` returns it (counts as ints)."""
-    return {
-        key: int(table[key][row]) if key in _COUNTS else float(table[key][row])
-        for key in METRIC_NAMES
-    }
+    """Run ``row`` of a ``metrics_table`` as ``compute_metrics`` returns it (counts as ints;
+    an undefined figure is ``math.nan`` itself, so two identical runs' metrics compare equal)."""
+    out: dict[str, float] = {}
+    for key in METRIC_NAMES:
+        value = table[key][row]
+        out[key] = int(value) if key in _COUNTS else (float(value) if value == value else math.nan)
+    return out
 
 
 _COUNTS = frozenset(("n_trades", "n_bars", "max_drawdown_bars"))
