@@ -521,9 +521,18 @@ def render(report: Report) -> str:
     others = sorted((ROOT / "docs").glob("performance_*.md"))
     if others:
         lines += ["", "## Other benchmarks", ""]
-        lines += [f"- [{p.stem.replace('_', ' ')}]({p.name})" for p in others]
+        lines += [_other(p) for p in others]
     lines.append("")
     return "\n".join(lines)
+
+
+def _other(page: Path) -> str:
+    """A link to another benchmark page, with its ``Summary:`` line when it has one."""
+    link = f"- [{page.stem.replace('_', ' ')}]({page.name})"
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("Summary: "):
+            return f"{link}: {line[len('Summary: ') :]}"
+    return link
 
 
 def _summary(report: Report) -> list[str]:
