@@ -25,8 +25,11 @@ serialized before timing. Each server gets ``--warmup`` requests, then ``--reque
 sequential ones (latency p50 and p99 in ms: the client's round trip on one keep-alive
 connection of the standard library's ``http.client``, lighter than httpx, so less of it is
 the client's own time) and ``--requests`` more from ``--concurrency`` client threads, one
-connection each (throughput in requests/s), bounded by ``--time-limit`` seconds per server. Before timing, the wrapper's answer on one window is checked to equal
-cryptoai's. Results go to ``docs/performance_serve.md``.
+connection each (throughput in requests/s), bounded by ``--time-limit`` seconds per server.
+On two CPUs or more the server runs on CPU 0 and the client on CPU 1 (``--no-pin`` to
+share them), the same for every server, so neither the client's work nor the moves
+between cores land in a server's latency. Before timing, the wrapper's answer on one window
+is checked to equal cryptoai's. Results go to ``docs/performance_serve.md``.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 N_CANDLES = 500
+SERVER_CPU, CLIENT_CPU = 0, 1  # with --pin (the default on 2+ CPUs)
 NAME = "bench-serve"
 JSON = {"Content-Type": "application/json"}
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -257,8 +261,14 @@ class _Server:
 
     def __enter__(self) -> str | None:
         self._err = self.log.open("wb")
+        pin = self.args.pin
         self.proc = subprocess.Popen(
-            self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=self._err
+            self.cmd,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._err,
+            # the server (and any worker it starts) on CPU 0, before anything runs
+            preexec_fn=(lambda: os.sched_setaffinity(0, {SERVER_CPU})) if pin else None,
         )
         if _wait(self.health, self.proc, self.args.start_limit):
             return None
@@ -282,8 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--start-limit", type=float, default=90.0)
     ap.add_argument("--no-mlflow", action="store_true", help="skip mlflow models serve")
+    ap.add_argument(
+        "--no-pin", dest="pin", action="store_false",
+        help="do not put the server on CPU 0 and the client on CPU 1",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "performance_serve.md")
     args = ap.parse_args(argv)
+    args.pin = args.pin and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
 
     import httpx
 
@@ -298,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         model_uri, ohlcv = _train(tmp)
         candle_pyfunc = _log_candle_pyfunc(f"models:/{NAME}/1")
         payloads = _payloads(ohlcv, args.warmup + 2 * args.requests)
+        if args.pin:  # from here on the client runs on its own CPU
+            os.sched_setaffinity(0, {CLIENT_CPU})
         mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
 
         port = _port()
@@ -351,7 +368,13 @@ def _write(args, results: dict) -> None:
         " keep-alive `http.client` connection),"
         f" {args.concurrency} client threads for throughput, {args.requests} requests each,"
         f" at most {args.time_limit:.0f} s per server, after {args.warmup} warm-up requests."
-        " One server worker each; client and server share the machine.",
+        " One server worker each; client and server share the machine"
+        + (
+            f", the server pinned to CPU {SERVER_CPU} and the client to CPU {CLIENT_CPU}"
+            " (both servers alike)."
+            if args.pin
+            else "."
+        ),
         "",
         "| server | work per request | requests | p50 (ms) | p99 (ms) | throughput (req/s) |",
         "|---|---|---|---|---|---|",
