@@ -186,7 +186,10 @@ def optuna_worker(data: pd.DataFrame, n_trials: int, folder: Path) -> float:
 
     url = f"sqlite:///{folder / 'worker.db'}"
     optuna.create_study(study_name="w", storage=open_storage(url), direction="maximize")
-    job = OptunaJob(runner(data), optuna_dims(), (), url, "w", "tpe", 42, n_trials, n_trials)
+    job = OptunaJob(
+        url, "w", "tpe", 42, n_trials, n_trials, runner=runner(data), dims=optuna_dims(),
+        constraints=(),
+    )  # fmt: skip
     t0 = time.perf_counter()
     run_optuna_worker(job)
     return (time.perf_counter() - t0) / n_trials

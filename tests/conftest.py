@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import ohlcv_frame
+from helpers import ohlcv_frame, python_kernel_env
 
 # Plugin modules of shared session fixtures (``pytest_plugins`` in the test files), imported by
 # those files before pytest would load them: registered here, so their asserts are rewritten.
@@ -152,6 +152,16 @@ def ohlcv() -> Callable[..., pd.DataFrame]:
     """The shared candle generator: ``ohlcv(n=500, seed=0, timeframe="1h", ...)`` gives ``n``
     seeded synthetic bars (see `helpers.ohlcv_frame`); the same arguments, the same frame."""
     return ohlcv_frame
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory) -> Iterator[None]:
+    """A kernel spec ``python3`` for this very interpreter, found first, so the notebooks a
+    test executes run here (see `helpers.python_kernel_env`)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in python_kernel_env(tmp_path_factory.mktemp("jupyter")).items():
+            mp.setenv(key, value)
+        yield
 
 
 # --- marks ----------------------------------------------------------------------------------

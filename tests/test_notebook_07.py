@@ -7,19 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import execute_notebook, python_kernel_env
+from helpers import execute_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "07-deployment.ipynb"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def kernel_env(tmp_path, monkeypatch):
-    """A kernel spec ``python3`` for this very interpreter, found first (as test_notebooks)."""
-    for key, value in python_kernel_env(tmp_path / "jupyter").items():
-        monkeypatch.setenv(key, value)
 
 
 def test_deployment_notebook_runs_in_smoke_mode(kernel_env, tmp_path):

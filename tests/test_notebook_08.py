@@ -13,21 +13,12 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import execute_notebook, python_kernel_env
+from helpers import execute_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
 NAME = "08-reinforcement-learning"
 START, END = "2024-10-01", "2025-01-01"
-
-
-@pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
-    """A kernel spec ``python3`` for this very interpreter, found first."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in python_kernel_env(tmp_path_factory.mktemp("jupyter")).items():
-            mp.setenv(key, value)
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import execute_notebook, python_kernel_env
+from helpers import execute_notebook
 from shipped_run import CANDIDATES, CONFIG, END, NOTEBOOKS, START, ShippedRun
 
 pytest_plugins = ("shipped_run",)  # the one run of the shipped notebooks
@@ -337,15 +337,6 @@ def test_06_optimization(run):
 
 
 # ----------------------------------------------------------------- plugins in the kernel
-@pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
-    """A kernel spec ``python3`` for this very interpreter, found first, so notebooks run here."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in python_kernel_env(tmp_path_factory.mktemp("jupyter")).items():
-            mp.setenv(key, value)
-        yield
-
-
 PLUGIN = """\
 from cryptoai import Strategy, register_strategy
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cryptoai.config import load_config, validate_config
 from cryptoai.errors import BadInputError, ConfigError, CryptoaiError
 from cryptoai.modeling.labels import TargetConfig
-from cryptoai.modeling.training import DataConfig, ModelConfig, ValidationConfig
+from cryptoai.modeling.training import HEADLINE, DataConfig, ModelConfig, ValidationConfig
 from cryptoai.optimize.space import (
     Constraint,
     Dimension,
@@ -319,18 +319,11 @@ MODEL_PREFIX = "model.params."
 SIGNAL_PREFIX = "strategy."
 #: OptimizeConfig fields read only by ``strategy: model``.
 MODEL_ONLY_FIELDS = ("train", "model", "features", "target", "validation")
-#: Model metrics by task (means over the walk-forward folds).
+#: Model metrics by task (means over the walk-forward folds): the training headline, and
+#: for regression also the information coefficient against the target itself.
 MODEL_METRICS = {
-    "classification": (
-        "accuracy",
-        "balanced_accuracy",
-        "roc_auc",
-        "log_loss",
-        "f1",
-        "ic",
-        "hit_rate",
-    ),
-    "regression": ("mse", "mae", "ic", "hit_rate", "ic_target"),
+    "classification": tuple(HEADLINE["classification"]),
+    "regression": (*HEADLINE["regression"], "ic_target"),
 }
 #: model_signal parameters a space may search (its predictions come from the trial).
 SIGNAL_PARAMS = ("long_above", "short_below", "long_exit", "short_exit", "min_hold")

@@ -47,6 +47,7 @@ from cryptoai.optimize.config import (
     resolve_train_config,
     split_params,
 )
+from cryptoai.optimize.search import StudyShare
 from cryptoai.optimize.trials import COMPLETE, FAILED, SKIPPED, Trial, bar_returns
 
 if TYPE_CHECKING:
@@ -229,17 +230,11 @@ def _pruner(cfg: OptimizeConfig):
 Ran = dict[int, tuple[Trial, Any]]
 
 
-@dataclass(frozen=True)
-class ModelJob:
-    """One worker's share of a model search (picklable; the fields `optimize_share` reads)."""
+@dataclass(frozen=True, kw_only=True)
+class ModelJob(StudyShare):
+    """One worker's share of a model search (picklable)."""
 
     ev: ModelEvaluator
-    storage: str
-    study: str
-    sampler: str
-    seed: int
-    n_trials: int  # the study's target total
-    quota: int  # this worker's share
     threads: int | None = None  # per-process thread budget (None: the process's own)
 
 
@@ -344,7 +339,7 @@ def run_model_search(
         )
         threads = None if workers == 1 else max(1, _cores() // workers)
         jobs = [
-            ModelJob(ev, url, study, cfg.sampler, cfg.seed, cfg.n_trials, q, threads)
+            ModelJob(url, study, cfg.sampler, cfg.seed, cfg.n_trials, q, ev=ev, threads=threads)
             for q in worker_quotas(remaining, workers)
         ]
         if workers == 1:

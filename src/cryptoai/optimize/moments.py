@@ -71,7 +71,6 @@ def from_kernel(stats: np.ndarray, block_sums: np.ndarray, n_obs: int, size: int
     its per-block sums, sums of r first)."""
     from cryptoai.backtest._paths import KURTOSIS, MEAN, SKEW, STD
 
-    half = block_sums.shape[0] // 2
     return ReturnsSummary(
         n_obs,
         float(stats[MEAN]),
@@ -79,5 +78,5 @@ def from_kernel(stats: np.ndarray, block_sums: np.ndarray, n_obs: int, size: int
         float(stats[SKEW]),
         float(stats[KURTOSIS]),
         size,
-        np.vstack((block_sums[:half], block_sums[half:])),
+        block_sums.reshape(2, -1),  # a view: sums of r, then of r**2
     )

@@ -338,18 +338,24 @@ def _suggest(trial, dim: Dimension) -> Any:
 
 
 @dataclass(frozen=True)
-class OptunaJob:
-    """One optuna worker's instructions (picklable)."""
+class StudyShare:
+    """One worker's share of a shared study: what its loop (``optimize_share``) reads."""
+
+    storage: str
+    study: str
+    sampler: str
+    seed: int  # draws are seeded per trial number (_trial_seeded), not per worker
+    n_trials: int  # the study's target total
+    quota: int  # this worker's share
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptunaJob(StudyShare):
+    """One optuna worker's instructions for a strategy search (picklable)."""
 
     runner: TrialRunner
     dims: tuple[Dimension, ...]
     constraints: tuple[Constraint, ...]
-    storage: str
-    study: str
-    sampler: str
-    seed: int
-    n_trials: int  # the study's target total
-    quota: int  # this worker's share
 
     def objective(self, trial) -> float:
         import optuna
@@ -381,8 +387,7 @@ def optimize_share(job, objective, pruner=None) -> None:
     """One worker's loop: up to ``job.quota`` trials of ``objective`` on the shared study,
     draws seeded per trial number, stopping once the study holds ``job.n_trials``.
 
-    ``job`` names ``storage``, ``study``, ``sampler``, ``seed``, ``n_trials`` and ``quota``
-    (an `OptunaJob`, or the model search's job); ``pruner`` is not kept in the storage, so
+    ``job`` is a `StudyShare` (an `OptunaJob`, or the model search's job); ``pruner`` is not kept in the storage, so
     each process passes its own (it reads the other trials' reports from the storage).
     """
     import optuna
@@ -471,16 +476,16 @@ def run_optuna(
         quotas = worker_quotas(remaining, workers)
         jobs = [
             OptunaJob(
-                runner,
-                tuple(dims),
-                tuple(constraints),
                 url,
                 study,
                 sampler,
-                seed,  # draws are seeded per trial number (_trial_seeded), not per worker
+                seed,
                 n_trials,
                 q,
-            )
+                runner=runner,
+                dims=tuple(dims),
+                constraints=tuple(constraints),
+            )  # fmt: skip
             for q in quotas
         ]
         if workers == 1:

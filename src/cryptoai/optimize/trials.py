@@ -66,10 +66,9 @@ class Trial:
 
 def bar_returns(result) -> np.ndarray:
     """Per-bar simple returns of a backtest's equity, the first bar against the initial cash."""
-    from cryptoai.backtest.metrics import path_returns
+    from cryptoai.backtest.metrics import bar_returns as series_returns
 
-    equity = result.equity.to_numpy(dtype="float64")
-    return path_returns(equity[None, :], float(result.initial_cash))[0]
+    return series_returns(result.equity, result.initial_cash).to_numpy()
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,7 @@ class _Step:
     """One spec entry: compute with these parameters, keep ``slots`` (output i -> column j).
     ``arrays``: the compute function takes a mapping of column -> array for the frame."""
 
-    compute: Callable[[Any, Any], list[np.ndarray]]
-    params: Any
+    compute: Callable[[Any], list[np.ndarray]]  # the entry's outputs on a source
     slots: tuple[tuple[int, int], ...]
     arrays: bool
     requires: tuple[str, ...]
@@ -56,23 +55,17 @@ class Plan:
             return None
         if kind == "proba" and getattr(estimator, "classes_", None) is None:
             return None
+        from cryptoai.features.engineering import feature_layout
+
         position = {name: j for j, name in enumerate(order)}
         steps, found = [], set()
-        for item in spec.features:
-            params = item.resolved_params()
-            names = item.definition.columns(params)
-            keep = set(item.columns or names)
-            slots = []
-            for i, name in enumerate(names):
-                column = item.prefix + name
-                if name in keep and column in position:
-                    slots.append((i, position[column]))
-                    found.add(column)
-            definition = item.definition
+        for entry in feature_layout(spec):
+            slots = tuple((i, position[c]) for i, c in entry.kept if c in position)
+            found.update(c for _, c in entry.kept if c in position)
+            definition = entry.item.definition
             steps.append(
                 _Step(
-                    definition.compute,
-                    params,
+                    entry.outputs,
                     tuple(slots),
                     bool(getattr(definition, "arrays", False)),
                     tuple(definition.requires),
@@ -112,7 +105,7 @@ class Plan:
                 source = frame()
             else:
                 return None
-            values = step.compute(source, step.params)
+            values = step.compute(source)
             for i, j in step.slots:
                 block[j] = np.asarray(values[i], dtype=np.float64)
         matrix = block.T
